@@ -1,0 +1,194 @@
+"""ActBERT configuration: one dataclass, saved as JSON beside every checkpoint, with named presets.
+
+Stage layout: each stream runs `*_stage_layers[0]` single-modality layers, then TNT block 1, then
+`*_stage_layers[1]` layers, then TNT block 2, and so on. So `len(*_stage_layers) == num_tnt_blocks + 1`
+for all three streams. Everything in stage 0 sees one modality only, which is what makes per-caption /
+per-video caching possible when scoring many pairs (see `ActBERTModel.encode_text` / `encode_video`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class ActBERTConfig:
+    # --- text stream (BERT) ---
+    vocab_size: int = 30522
+    text_hidden: int = 768
+    text_heads: int = 12
+    text_intermediate: int = 3072
+    text_stage_layers: list[int] = field(default_factory=lambda: [10, 1, 1])
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    pad_token_id: int = 0
+    hidden_act: str = "gelu"
+    # --- region stream ---
+    region_feat_dim: int = 2048
+    region_hidden: int = 1024
+    region_heads: int = 8
+    region_intermediate: int = 1024
+    region_stage_layers: list[int] = field(default_factory=lambda: [0, 1, 1])
+    num_region_classes: int = 1601
+    max_region_frames: int = 64  # frame-index embedding size (regions of different key frames)
+    # --- action stream ---
+    action_feat_dim: int = 2048
+    action_hidden: int = 768
+    action_heads: int = 12
+    action_intermediate: int = 3072
+    action_stage_layers: list[int] = field(default_factory=lambda: [1, 1, 1])
+    num_action_classes: int = 700
+    max_action_positions: int = 64
+    # --- Tangled Transformer ---
+    bi_hidden: int = 1024  # shared width of the cross-stream attention (ViLBERT's bi_hidden_size)
+    bi_heads: int = 8
+    kv_mode: str = "stack"  # "stack" (our reading of the paper) or "add" (PaddleVideo)
+    # --- sequence limits (what the data layer pads/truncates to) ---
+    max_text_len: int = 36
+    max_regions: int = 36
+    max_actions: int = 5
+    # --- regularisation / numerics ---
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    # --- heads and losses ---
+    pooled_dim: int = 1024  # pooled streams are projected to this width before fusion
+    contrastive_dim: int = 256  # joint space of the optional two-stage retrieval alignment
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"mlm": 1.0, "action": 1.0, "region": 1.0, "match": 1.0, "contrastive": 0.0}
+    )
+    masked_loss_on_mismatched: bool = False  # ViLBERT computes masked losses on negatives too; we skip by default
+    # --- ablation switches (the stream still exists, but receives no video input) ---
+    use_action_input: bool = True
+    use_region_input: bool = True
+    preset: str = "custom"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def num_tnt_blocks(self) -> int:
+        return len(self.text_stage_layers) - 1
+
+    @property
+    def num_text_layers(self) -> int:
+        return sum(self.text_stage_layers)
+
+    def validate(self) -> None:
+        stages = {
+            "text_stage_layers": self.text_stage_layers,
+            "region_stage_layers": self.region_stage_layers,
+            "action_stage_layers": self.action_stage_layers,
+        }
+        lengths = {len(v) for v in stages.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"stage layer lists must have equal length (num_tnt_blocks + 1), got {stages}")
+        if any(n < 0 for v in stages.values() for n in v):
+            raise ValueError(f"stage layer counts must be >= 0, got {stages}")
+        if self.kv_mode not in {"stack", "add"}:
+            raise ValueError(f"kv_mode must be 'stack' or 'add', got {self.kv_mode!r}")
+        for name, hidden, heads in (
+            ("text", self.text_hidden, self.text_heads),
+            ("region", self.region_hidden, self.region_heads),
+            ("action", self.action_hidden, self.action_heads),
+            ("bi", self.bi_hidden, self.bi_heads),
+        ):
+            if hidden % heads:
+                raise ValueError(f"{name} hidden size {hidden} is not divisible by its {heads} heads")
+        if self.max_text_len > self.max_position_embeddings:
+            raise ValueError(
+                f"max_text_len {self.max_text_len} exceeds max_position_embeddings {self.max_position_embeddings}"
+            )
+        unknown = set(self.loss_weights) - {"mlm", "action", "region", "match", "contrastive"}
+        if unknown:
+            raise ValueError(f"unknown loss_weights keys {sorted(unknown)}")
+
+    # --- (de)serialisation ---
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, directory: str | Path) -> Path:
+        from actbert.utils import atomic_write_text
+
+        path = Path(directory) / CONFIG_NAME
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ActBERTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ActBERTConfig fields {sorted(unknown)}")
+        merged = dict(data)
+        if "loss_weights" in merged:  # keep defaults for weights an older config did not name
+            merged["loss_weights"] = {**cls().loss_weights, **merged["loss_weights"]}
+        return cls(**merged)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ActBERTConfig":
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"no ActBERT config at {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "ActBERTConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# --- named presets (timm-style registry) ---
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's / PaddleVideo's sizes.
+    "base": dict(),
+    # Fast tests and the CPU demo: every mechanism of `base`, at a width a 2-core machine trains in minutes.
+    "tiny": dict(
+        vocab_size=30522,
+        text_hidden=64,
+        text_heads=4,
+        text_intermediate=128,
+        text_stage_layers=[1, 1, 1],
+        region_feat_dim=1024,
+        region_hidden=64,
+        region_heads=4,
+        region_intermediate=128,
+        region_stage_layers=[1, 1, 0],
+        num_region_classes=91,
+        action_feat_dim=512,
+        action_hidden=64,
+        action_heads=4,
+        action_intermediate=128,
+        action_stage_layers=[1, 1, 0],
+        num_action_classes=20,
+        bi_hidden=64,
+        bi_heads=4,
+        pooled_dim=64,
+        contrastive_dim=64,
+        max_position_embeddings=64,
+    ),
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str, **overrides: Any) -> ActBERTConfig:
+    """A preset by name, with any field overridden (e.g. feature sizes of your extractor)."""
+    if name not in _PRESETS:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+    return ActBERTConfig(**{**_PRESETS[name], "preset": name, **overrides})
