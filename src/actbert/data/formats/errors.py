@@ -128,4 +128,7 @@ def json_error(path: str | Path, key: str, message: str) -> FormatError:
     """FormatError for a malformed json record whose (unique) key is `key`; the line is looked up."""
     import json
 
-    return FormatError(path, line_of(path, json.dumps(key)), message)
+    # `"key":` finds the key itself rather than the same string as a value (e.g. a caption "b")
+    quoted = json.dumps(key)
+    line = line_of(path, quoted + ":")
+    return FormatError(path, line if line is not None else line_of(path, quoted), message)
