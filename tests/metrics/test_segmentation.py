@@ -66,3 +66,12 @@ def test_average_window_logits_by_hand():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_agrees_with_the_coin_reader_labels():
+    # the data package's reader builds the same labels from its CoinVideo; the two must never drift
+    coin = pytest.importorskip("actbert.data.formats.coin")
+    segs = [((1.2, 3.5), 7), ((6.0, 8.0), 3), ((2.5, 4.1), 9), ((9.7, 30.0), 2)]
+    video = coin.CoinVideo(video_id="v", duration=10.5, target_id=0, task_label="t", subset="testing", url="",
+                           segments=[coin.CoinSegment(step_id=s, start=a, end=b, label="") for (a, b), s in segs])
+    assert coin.coin_second_labels(video).tolist() == coin_second_labels(segs, 10.5).tolist()

@@ -1,6 +1,6 @@
 """Captioning metrics (BLEU-3/4, METEOR, ROUGE-L, CIDEr-D) with pycocoevalcap, in the spec's two protocols.
 
-* ``corpus`` (UniVL, VideoCLIP/MMPT, which call pycocoevalcap through nlg-eval without a tokenizer):
+* ``corpus`` (UniVL, VideoCLIP: pycocoevalcap scorers called nlg-eval style, without a tokenizer):
   captions are lower-cased, punctuation is split off into its own tokens (the form a BERT-decoded
   caption takes: ``"fry it, then serve."`` → ``"fry it , then serve ."``) and whitespace is collapsed;
   then BLEU is corpus-level, METEOR is the jar's aggregate score, ROUGE-L and CIDEr-D (pycocoevalcap's
