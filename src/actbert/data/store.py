@@ -20,7 +20,7 @@ import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Container, Iterator
 
 import numpy as np
 from safetensors import safe_open
@@ -271,6 +271,18 @@ class FeatureStore:
                 raise ShardCorruptError(self.root / "shards" / self._shards[i], vid, f"field {f!r}: {e}") from None
         return out
 
+    def read_rows(self, vid: str, field: str, lo: int, hi: int) -> np.ndarray:
+        """Rows lo:hi (first axis) of one field, disk dtype, reading only those bytes."""
+        i = self._locate(vid)
+        h, _ = self._handle(i)
+        try:
+            sl = h.get_slice(f"{vid}/{field}")
+            if hi <= lo:  # safetensors refuses an empty slice of an empty axis
+                return np.zeros((0, *sl.get_shape()[1:]), dtype=ARRAY_FIELDS[field][1])
+            return sl[lo:hi]
+        except Exception as e:
+            raise ShardCorruptError(self.root / "shards" / self._shards[i], vid, f"field {field!r}: {e}") from None
+
     def __getitem__(self, vid: str) -> VideoFeatures:
         arrays = self.read(vid)
         return from_disk(arrays.pop("_entry"), arrays)
@@ -296,12 +308,13 @@ class FeatureStore:
 
     def iter_videos(self, rank: int = 0, world_size: int = 1, worker: int | None = None,
                     num_workers: int | None = None, seed: int | None = None, epoch: int = 0,
-                    fields: tuple[str, ...] | None = None) -> Iterator[VideoFeatures]:
+                    fields: tuple[str, ...] | None = None, only: Container[str] | None = None
+                    ) -> Iterator[VideoFeatures]:
         """Stream this reader's share of the store, shard by shard (see `shard_assignment`).
 
         Inside a torch DataLoader worker, `worker`/`num_workers` default to the worker's own.
         With `seed`, videos within a shard are shuffled too. With `fields`, only those are read and
-        the others are empty arrays (cheap scans of times).
+        the others are empty arrays (cheap scans of times). With `only`, other ids are not read at all.
         """
         if worker is None or num_workers is None:
             info = _worker_info()
@@ -309,7 +322,7 @@ class FeatureStore:
         idx = {n: i for i, n in enumerate(self._shards)}
         for name in self.shard_assignment(rank, world_size, worker, num_workers, seed, epoch):
             i = idx[name]
-            vids = [v for v in self._shard_videos[i] if self._where.get(v) == i]
+            vids = [v for v in self._shard_videos[i] if self._where.get(v) == i and (only is None or v in only)]
             if seed is not None:
                 vids = [vids[j] for j in np.random.default_rng([seed, epoch, i]).permutation(len(vids))]
             for vid in vids:
