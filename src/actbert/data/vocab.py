@@ -103,15 +103,20 @@ class ActionVocab:
         Ties are broken alphabetically so that the vocabulary is deterministic."""
         stop = frozenset(s.lower() for s in stop_verbs)
         nlp = nlp if nlp is not None else load_nlp()
+        # narration repeats itself (ASR lines, recipe steps): tag each distinct text once, weight by count
+        multiplicity = Counter(t if isinstance(t, str) else "" for t in texts)
         verb_counts: Counter = Counter()
         lemma_counts: Counter = Counter()
-        n_texts = no_verb = 0
-        for doc in _docs(texts, nlp, batch_size):
-            n_texts += 1
+        no_verb = 0
+        for text, doc in zip(multiplicity, _docs(multiplicity, nlp, batch_size)):
+            k = multiplicity[text]
             verbs = _verbs(doc)
-            no_verb += not verbs
-            verb_counts.update(verbs)
-            lemma_counts.update(t.lemma_.lower() for t in doc)
+            no_verb += k if not verbs else 0
+            for v in verbs:
+                verb_counts[v] += k
+            for t in doc:
+                lemma_counts[t.lemma_.lower()] += k
+        n_texts = sum(multiplicity.values())
         low_share = {v: round(c / lemma_counts[v], 4) for v, c in verb_counts.items()
                      if v not in stop and c / max(lemma_counts[v], 1) < min_verb_share}
         ranked = sorted((v for v, c in verb_counts.items() if v not in stop and v not in low_share and c >= min_count),
@@ -150,10 +155,12 @@ class ActionVocab:
 
     def label_many(self, texts: Sequence[str], batch_size: int = 256) -> list[int | None]:
         """`label` of each text, tagged in batches with `nlp.pipe`."""
-        out: list[int | None] = []
-        for doc in _docs(texts, self._nlp(), batch_size):
-            out.append(next((self._index[v] for v in _verbs(doc) if v in self._index), None))
-        return out
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        unique = list(dict.fromkeys(texts))  # tag each distinct text once
+        labels = {}
+        for text, doc in zip(unique, _docs(unique, self._nlp(), batch_size)):
+            labels[text] = next((self._index[v] for v in _verbs(doc) if v in self._index), None)
+        return [labels[t] for t in texts]
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON (verbs in class order, counts, stop verbs, settings, stats)."""
