@@ -107,7 +107,7 @@ def _asr_noise(words: list[str], protect: int | None, rng: np.random.Generator, 
 
 def _timed(start: float, length: float, duration: float) -> tuple[float, float]:
     start = min(max(0.0, start), max(0.0, duration - 0.5))
-    return round(start, 2), round(min(duration, start + length), 2)
+    return round(start, 2), min(duration, round(start + length, 2))
 
 
 def narrate_video(plan: VideoPlan, cfg: NarrationConfig, seed: int) -> list[NarrationLine]:

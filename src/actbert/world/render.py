@@ -71,6 +71,26 @@ def _involved(scene: Scene, step: PlannedStep) -> set[str]:
     return scene.group(names)
 
 
+def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H * 3 / 2, W) uint8 planar YUV 4:2:0, BT.601 limited range (what
+    decoders assume for untagged H.264).
+
+    Integer arithmetic on purpose: float reductions in numpy (and swscale's SIMD paths) can round
+    differently depending on memory alignment, which made the same frames encode to different bytes.
+    """
+    rgb = image.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    h, w = y.shape
+    # average each 2x2 block before converting chroma (sum of 4, rounded)
+    blocks = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))
+    r4, g4, b4 = blocks[..., 0], blocks[..., 1], blocks[..., 2]
+    cb = ((-38 * r4 - 74 * g4 + 112 * b4 + 512) >> 10) + 128
+    cr = ((112 * r4 - 94 * g4 - 18 * b4 + 512) >> 10) + 128
+    planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()])
+    return np.clip(planes, 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
 class Mp4Writer:
     """Write RGB frames to an H.264 mp4 (yuv420p), reproducibly, via a temp file + os.replace."""
 
@@ -89,7 +109,9 @@ class Mp4Writer:
         self.count = 0
 
     def write(self, image: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        # convert to yuv420p here rather than through PyAV's swscale reformatter, whose output was seen
+        # to differ slightly between runs in one process (not bit-exact); numpy's is
+        frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), format="yuv420p")
         frame.pts = self.count
         self.count += 1
         for packet in self.stream.encode(frame):
