@@ -51,6 +51,8 @@ class WordPieceTokenizer:
         if missing:
             raise ValueError(f"{source or 'tokenizer'}: vocabulary lacks special token(s) {missing}")
         self._special = ids
+        # the vocabulary is fixed from here on; `get_vocab_size` rebuilds a map (ms per call), so read it once
+        self._vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -154,7 +156,7 @@ class WordPieceTokenizer:
     # ---------------------------------------------------------------- properties
     @property
     def vocab_size(self) -> int:
-        return self._tok.get_vocab_size(with_added_tokens=True)
+        return self._vocab_size
 
     @property
     def pad_id(self) -> int:
