@@ -129,7 +129,11 @@ def read_msrvtt_json(path: str | Path) -> MsrvttData:
         if not isinstance(s, dict) or not isinstance(s.get("caption"), str) or s.get("video_id") not in out.videos:
             raise FormatError(path, _nth_line(path, '"sen_id"', i),
                               f"sentences[{i}] needs a string 'caption' and a 'video_id' listed in videos: {s!r}")
-        out.sentences.append(MsrvttSentence(int(s.get("sen_id", i)), s["video_id"], s["caption"]))
+        try:
+            sen_id = to_int(s.get("sen_id", i), path, None, f"sentences[{i}].sen_id")
+        except FormatError as e:  # the line is looked up only on this error path (it re-scans the file)
+            raise FormatError(path, _nth_line(path, '"sen_id"', i), e.message) from None
+        out.sentences.append(MsrvttSentence(sen_id, s["video_id"], s["caption"]))
     return out
 
 

@@ -82,7 +82,11 @@ def read_youcook2(path: str | Path, subset: str | None = None) -> dict[str, YouC
                 raise json_error(path, vid, f"{aw}.segment ends before it starts: {seg!r}")
             if not isinstance(ann["sentence"], str):
                 raise json_error(path, vid, f"{aw}.sentence must be a string")
-            video.clips.append(YouCook2Clip(vid, int(ann.get("id", j)), start, end, ann["sentence"]))
+            try:
+                index = to_int(ann.get("id", j), path, None, f"{aw}.id")
+            except FormatError as e:
+                raise json_error(path, vid, e.message) from None
+            video.clips.append(YouCook2Clip(vid, index, start, end, ann["sentence"]))
         videos[vid] = video
     return videos
 
