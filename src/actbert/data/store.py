@@ -81,6 +81,7 @@ class StoreWriter:
         self._next = max(nums, default=-1) + 1
         self.meta = merge_meta(self.root, meta)
         self._buf: list[VideoFeatures] = []
+        self._buf_ids: set[str] = set()
         self._buf_bytes = 0
         self.stats = {"added": 0, "duplicates_skipped": 0, "failures_recorded": 0, "shards_written": 0}
         self._write_index()
@@ -89,7 +90,7 @@ class StoreWriter:
     # -- resume ---------------------------------------------------------------------------------------
     def done_ids(self) -> set[str]:
         """Video ids stored by ANY part (and those buffered here). Recorded failures are not in it: retried."""
-        return self._done | {v.video_id for v in self._buf}
+        return self._done | self._buf_ids
 
     def failed_ids(self) -> set[str]:
         """Ids this part recorded as failures that are still not stored (they will be retried)."""
@@ -101,7 +102,7 @@ class StoreWriter:
         if self._closed:
             raise StoreError("add() on a closed StoreWriter")
         v = validate(video)
-        if v.video_id in self.done_ids():
+        if v.video_id in self._done or v.video_id in self._buf_ids:  # not done_ids(): that copies the set
             self.stats["duplicates_skipped"] += 1
             log.warning("store %s: video %r is already stored; skipped", self.root, v.video_id)
             return False
@@ -114,6 +115,7 @@ class StoreWriter:
         if new:
             self.meta = merge_meta(self.root, new)
         self._buf.append(v)
+        self._buf_ids.add(v.video_id)
         self._buf_bytes += v.nbytes() // 2
         self.stats["added"] += 1
         if len(self._buf) >= self.shard_videos or self._buf_bytes >= self.shard_bytes:
@@ -148,7 +150,7 @@ class StoreWriter:
         self._own[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "videos": [e["id"] for e in entries]}
         self._done.update(e["id"] for e in entries)
         self._next += 1
-        self._buf, self._buf_bytes = [], 0
+        self._buf, self._buf_ids, self._buf_bytes = [], set(), 0
         self.stats["shards_written"] += 1
         self._write_index()
 
