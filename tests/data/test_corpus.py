@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from actbert.bench.store import make_synthetic_video
 from actbert.data.corpus import CorpusConfig, NarratedCorpus, split_of
@@ -150,3 +152,29 @@ def test_real_vocab_labels_when_available(store):
     vocab = ActionVocab.build(["cut the onion", "add the salt", "cut the bread", "mix it"], top_k=5, nlp=nlp)
     c = NarratedCorpus(store, {"a": [(0.0, 2.0, "cut the onion"), (2.0, 5.0, "add salt")]}, vocab)
     assert c[0].action_labels.tolist()[:2] == [vocab.index("cut"), vocab.index("add")]
+
+
+def test_damaged_video_is_skipped_and_counted(store, tmp_path):
+    """NaN written into a shard after the fact (the writer refuses NaN): windows skipped, counted, logged."""
+    from actbert.data.collate import EvalCollator
+    from actbert.data.store import reindex
+
+    shard = store.shard_of("a")
+    data = bytearray(shard.read_bytes())
+    hlen = int.from_bytes(data[:8], "little")
+    lo, _ = json.loads(data[8:8 + hlen])["a/action"]["data_offsets"]
+    data[8 + hlen + lo: 8 + hlen + lo + 2] = np.array([np.nan], np.float16).tobytes()
+    shard.write_bytes(bytes(data))
+    reindex(store.root)
+    c = NarratedCorpus(FeatureStore(store.root), {"a": [(0.0, 5.0, "cut it")], "v1": [(0.0, 4.0, "mix")]}, Vocab())
+    assert c[0] is None and c.report()["skipped_window_nonfinite_features"] == 1
+    assert len(list(c.stream())) == 1
+    tok = type("Tok", (), {"vocab_size": 10, "encode_batch": staticmethod(
+        lambda texts, n: (torch.ones(len(texts), 3, dtype=torch.long), torch.ones(len(texts), 3, dtype=torch.long)))})()
+    cfg = SimpleNamespace(max_text_len=8, max_actions=5, max_regions=36)
+    col = EvalCollator(tok, cfg)
+    assert col([c[0], c[1]])["text_ids"].shape[0] == 1 and col.stats["samples_dropped_none"] == 1
+    strict = NarratedCorpus(FeatureStore(store.root), {"a": [(0.0, 5.0, "cut it")]}, Vocab(),
+                            CorpusConfig(on_bad_video="raise"))
+    with pytest.raises(ValueError, match=r"'a'.*non-finite.*'action'"):
+        strict[0]

@@ -119,9 +119,13 @@ class PretrainCollator:
                 "region_feats": t(reg), "region_loc": t(loc), "region_mask": t(reg_mask), "region_frame": t(frame),
                 "region_cls": t(cls)}
 
-    def __call__(self, samples: Sequence[ClipSample]) -> dict[str, Tensor]:
-        if not samples:
-            raise ValueError("cannot collate an empty list of samples")
+    def __call__(self, samples: Sequence[ClipSample | None]) -> dict[str, Tensor]:
+        kept = [s for s in samples if s is not None]  # None: a window the corpus skipped (counted there)
+        if len(kept) < len(samples):
+            self.stats["samples_dropped_none"] += len(samples) - len(kept)
+        if not kept:
+            raise ValueError(f"cannot collate a batch with no usable sample ({len(samples)} given, all None)")
+        samples = kept
         g = self.generator()
         texts, match = self._negatives(samples, g)
         ids, mask = self.tok.encode_batch(texts, self.cfg.max_text_len)

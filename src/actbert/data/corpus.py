@@ -13,6 +13,7 @@ from the store); `corpus.stream(...)` is an IterableDataset that reads the store
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
@@ -21,10 +22,11 @@ import numpy as np
 import torch
 
 from .asr import AsrConfig, AsrReport, Line, clean_lines
-from .store import FeatureStore, VideoFeatures
+from .store import FeatureStore, ShardCorruptError, VideoFeatures
 
 __all__ = ["ClipSample", "CorpusConfig", "NarratedCorpus", "StreamingCorpus", "split_of"]
 IGNORE = -100
+log = logging.getLogger(__name__)
 _TIMING = ("action_times", "frame_times", "region_valid", "region_score", "region_boxes")
 
 
@@ -62,6 +64,7 @@ class CorpusConfig:
     val_ids: Sequence[str] | None = None
     eager_labels: bool = True     # label every line at build time (one batched tagger pass)
     cache_videos: int = 8         # per-process cache of videos' timing arrays and clip labels
+    on_bad_video: str = "skip"    # unreadable / non-finite video: "skip" (None sample, counted) or "raise"
 
 
 def split_of(video_id: str, val_fraction: float, seed: int = 0) -> str:
@@ -136,6 +139,7 @@ class NarratedCorpus(torch.utils.data.Dataset):
             self.line_labels = {v: [IGNORE if (x := next(labels)) is None else int(x) for _ in self.lines[v]]
                                 for v in vids}
         self._cache: OrderedDict[str, dict] = OrderedDict()
+        self._warned: set[str] = set()
 
     # -- windows ----------------------------------------------------------------------------------
     def _windows(self, lines: list[Line]) -> Iterator[tuple[int, int]]:
@@ -260,9 +264,36 @@ class NarratedCorpus(torch.utils.data.Dataset):
         out = span[rows - lo] if cols is None else span[rows - lo, cols]
         return out.astype(np.float32)
 
-    def __getitem__(self, index: int) -> ClipSample:
+    def __getitem__(self, index: int) -> ClipSample | None:
+        """The sample of window `index`; None (counted, logged) when its video cannot be used and
+        `config.on_bad_video == "skip"`: the collators drop None samples."""
         vid, start, end, text = self.window(int(index))
-        return self._sample(vid, start, end, text, None)
+        return self._safe_sample(vid, start, end, text, None)
+
+    def _safe_sample(self, vid: str, start: float, end: float, text: str,
+                     source: VideoFeatures | None) -> ClipSample | None:
+        try:
+            s = self._sample(vid, start, end, text, source)
+        except ShardCorruptError as e:
+            if self.config.on_bad_video == "raise":
+                raise
+            return self._bad(vid, "skipped_window_unreadable_video", str(e))
+        for name in ("action", "region", "region_cls"):
+            if not np.isfinite(getattr(s, name)).all():  # the writer refuses NaN; this catches damaged files
+                return self._bad(vid, "skipped_window_nonfinite_features",
+                                 f"video {vid!r} ({start:.1f}-{end:.1f} s) in {self.store.shard_of(vid)}: "
+                                 f"non-finite values in {name!r}")
+        return s
+
+    def _bad(self, vid: str, reason: str, message: str) -> None:
+        """Count (and log once per video) a skipped window, or raise in on_bad_video="raise" mode."""
+        if self.config.on_bad_video == "raise":
+            raise ValueError(message)
+        self._counts[reason] += 1
+        if vid not in self._warned:
+            self._warned.add(vid)
+            log.warning("%s (%s); its windows are skipped and counted in report()", message, reason)
+        return None
 
     # -- streaming and reports --------------------------------------------------------------------
     def stream(self, rank: int = 0, world_size: int = 1, seed: int | None = None, epoch: int = 0) -> "StreamingCorpus":
@@ -309,4 +340,6 @@ class StreamingCorpus(torch.utils.data.IterableDataset):
                 idx = np.random.default_rng([self.seed, self.epoch, int(idx[0]) if len(idx) else 0]).permutation(idx)
             for i in idx:
                 vid, start, end, text = c.window(int(i))
-                yield c._sample(vid, start, end, text, video)
+                s = c._safe_sample(vid, start, end, text, video)
+                if s is not None:
+                    yield s

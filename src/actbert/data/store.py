@@ -364,6 +364,11 @@ class FeatureStore:
             raise ShardCorruptError(first["file"], first["video"], first["error"])
         return report
 
+    def __getstate__(self) -> dict:  # open safetensors handles cannot be pickled (spawned workers)
+        state = dict(self.__dict__)
+        state["_handles"] = OrderedDict()
+        return state
+
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.root)!r}, videos={len(self)}, shards={len(self._shards)})"
 
