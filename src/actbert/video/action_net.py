@@ -84,29 +84,43 @@ class TrainReport:
     seconds: float = 0.0
 
 
-def build_action_samples(captions: Mapping[str, Mapping[str, Sequence]], vocab, videos: Mapping[str, str]
-                         ) -> tuple[list[ActionSample], dict[str, int]]:
-    """HowTo100M-style captions ``{vid: {"start", "end", "text"}}`` + verb vocabulary -> labelled samples.
+def _lines(cap) -> list[tuple[float, float, str]]:
+    """Caption lines of one video: HowTo100M json ``{"start", "end", "text"}`` lists, or objects with
+    ``.start/.end/.text`` (what ``actbert.data.formats.howto100m.read_captions`` returns)."""
+    if isinstance(cap, Mapping):
+        return [(float(a), float(b), str(t)) for a, b, t in zip(cap["start"], cap["end"], cap["text"])]
+    return [(float(c.start), float(c.end), str(c.text)) for c in cap]
 
+
+def build_action_samples(captions: Mapping[str, object], vocab, videos: Mapping[str, str | Path]
+                         ) -> tuple[list[ActionSample], dict[str, int]]:
+    """Narration captions + verb vocabulary -> labelled samples (one per line with a kept verb).
+
+    ``captions``: ``{video_id: {"start": [...], "end": [...], "text": [...]}}`` or ``{video_id: [Caption]}``;
+    ``vocab``: an ``ActionVocab`` (``label_many`` is used when present: spaCy is slow one text at a time);
     ``videos`` maps video id -> file. Returns the samples and counts of what was skipped: ``no_verb`` (no
     kept verb in the line), ``no_video`` (lines of videos without a file), ``bad_time`` (end <= start).
     """
-    samples: list[ActionSample] = []
     skipped = {"no_verb": 0, "no_video": 0, "bad_time": 0}
+    rows: list[tuple[str, float, float, str]] = []
     for vid, cap in captions.items():
-        starts, ends, texts = cap["start"], cap["end"], cap["text"]
+        lines = _lines(cap)
         if vid not in videos:
-            skipped["no_video"] += len(texts)
+            skipped["no_video"] += len(lines)
             continue
-        for s, e, text in zip(starts, ends, texts):
-            if not float(e) > float(s):
+        for s, e, text in lines:
+            if not e > s:
                 skipped["bad_time"] += 1
-                continue
-            label = vocab.label(str(text))
-            if label is None:
-                skipped["no_verb"] += 1
-                continue
-            samples.append(ActionSample(str(videos[vid]), float(s), float(e), int(label), vid))
+            else:
+                rows.append((vid, s, e, text))
+    texts = [r[3] for r in rows]
+    labels = vocab.label_many(texts) if hasattr(vocab, "label_many") else [vocab.label(t) for t in texts]
+    samples: list[ActionSample] = []
+    for (vid, s, e, _), label in zip(rows, labels):
+        if label is None:
+            skipped["no_verb"] += 1
+        else:
+            samples.append(ActionSample(str(videos[vid]), s, e, int(label), vid))
     return samples, skipped
 
 

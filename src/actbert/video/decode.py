@@ -24,7 +24,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import av
 import numpy as np
@@ -234,16 +234,18 @@ def _grid(step: float):
         k += 1
 
 
-def stream_video(path: str | Path, spec: DecodeSpec = DecodeSpec()) -> Iterator[Clip | KeyFrame]:
+def stream_video(path: str | Path, spec: DecodeSpec = DecodeSpec()) -> Generator[Clip | KeyFrame, None, float]:
     """Decode ``path`` once and yield action clips and key frames as soon as each is complete.
 
     Clips come out in start order and key frames in time order (the two kinds interleaved as decoding
     reaches them). Memory is bounded by ``max(clip_frames, stride_s * fps)`` small clip frames plus one
     decoded frame. Raises :class:`VideoDecodeError` (possibly after some items were yielded) on a bad file.
+    The generator's return value (``StopIteration.value``) is the decoded duration in seconds (last frame
+    time + one frame period), which is more trustworthy than the container header.
     """
     container, stream = _open(path)
     try:
-        yield from _stream(path, container, stream, spec)
+        return (yield from _stream(path, container, stream, spec))
     finally:
         container.close()
 
@@ -252,7 +254,7 @@ def _clip_start_index(j: int, spec: DecodeSpec) -> int:
     return round(j * spec.stride_s * spec.fps)
 
 
-def _stream(path, container, stream, spec: DecodeSpec) -> Iterator[Clip | KeyFrame]:
+def _stream(path, container, stream, spec: DecodeSpec) -> Generator[Clip | KeyFrame, None, float]:
     _, native_fps = _stream_facts(container, stream)
     step = 1.0 / spec.fps
     grid = _Resampler(_grid(step))
@@ -308,6 +310,7 @@ def _stream(path, container, stream, spec: DecodeSpec) -> Iterator[Clip | KeyFra
     for _, gf in grid.finish(duration):
         add_grid_frame(gf)
     yield from ready_clips(final=True, duration=duration)
+    return duration
 
 
 def read_clip(path: str | Path, start: float, end: float, spec: DecodeSpec = DecodeSpec(),
