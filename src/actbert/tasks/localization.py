@@ -123,6 +123,9 @@ def evaluate_localization(model, tokenizer, videos: Sequence[LocVideo], store, w
             "skipped": skipped}
 
 
+HAS_FINETUNE = False  # `actbert finetune` explains and exits 2, whatever options it is given
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("CrossTask step localization (zero-shot): matching-head score of every (second, step), "
                           "order-constrained decoding, average recall over tasks; a random baseline beside it.")

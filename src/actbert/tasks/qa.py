@@ -61,6 +61,9 @@ def evaluate_qa(model, tokenizer, questions: Sequence, store, batch_size: int = 
     return out
 
 
+HAS_FINETUNE = False  # `actbert finetune` explains and exits 2, whatever options it is given
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("MSR-VTT multiple choice: the video is scored against each candidate caption with the "
                           "matching head; the highest wins; accuracy (chance = 1 / candidates).")

@@ -156,6 +156,7 @@ def finetune_retrieval(model, tokenizer, clips: Sequence[Clip], store, epochs: i
     gradients by the current model; for each caption the `hard_negatives` highest-scoring windows of
     other videos become negatives. Loss = cross-entropy of the matching head on the B positives and
     B×h hard negatives, + `contrastive_weight` × the symmetric InfoNCE of the contrastive embeddings.
+    `max_steps`, when given, replaces `epochs` as the length of the run (the data is cycled).
     """
     from actbert.model.losses import contrastive_loss
 
@@ -172,12 +173,13 @@ def finetune_retrieval(model, tokenizer, clips: Sequence[Clip], store, epochs: i
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, len(clips) // batch_size) if len(clips) >= batch_size else 1
-    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    total = epochs * steps_per_epoch if max_steps is None else int(max_steps)  # max_steps overrides epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / max(1, total)))
     history: list[dict] = []
     model.train()
     bar = tqdm(total=total, desc="finetune retrieval", disable=not progress)
-    for epoch in range(epochs):
+    epoch = 0
+    while len(history) < total:
         order = torch.randperm(len(clips), generator=gen).tolist()
         for b in range(steps_per_epoch):
             if len(history) >= total:
@@ -223,6 +225,7 @@ def finetune_retrieval(model, tokenizer, clips: Sequence[Clip], store, epochs: i
             history.append(rec)
             bar.update(1)
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
+        epoch += 1
     bar.close()
     model.eval()
     return history
