@@ -1,0 +1,120 @@
+"""Held-out evaluation during pre-training: what each objective has learnt, and zero-shot retrieval.
+
+* masked-token / masked-action / masked-region accuracy, on the positions the losses use (masked objectives
+  only on matched pairs unless the model computes them on mismatched ones too);
+* the majority-class baseline of masked actions on the same targets (verb distributions are skewed, so a
+  model that always says "add" looks good without it);
+* matching accuracy (argmax of the matching head against the label);
+* zero-shot text->video R@1 over `N` clean held-out (caption, clip) pairs: every caption scored against every
+  clip with the matching head, re-using `encode_text` / `encode_video` states (N + N single-modality passes,
+  N*N fusions), chance = 100/N.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IGNORE = -100
+
+
+def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def masked_metrics(model, batches: Iterable[dict[str, Tensor]], device: torch.device,
+                   autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
+    """Accuracies and mean losses over `batches` (already masked, with match labels)."""
+    correct: Counter = Counter()
+    total: Counter = Counter()
+    loss_sum: Counter = Counter()
+    action_targets: list[np.ndarray] = []
+    n_batches = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            batch = to_device(batch, device)
+            with autocast():
+                out = model(batch)
+            n_batches += 1
+            for name, value in out.losses.items():
+                loss_sum[name] += float(value)
+            keep = torch.ones(batch["text_ids"].shape[0], dtype=torch.bool, device=device)
+            if "match_labels" in batch and not model.config.masked_loss_on_mismatched:
+                keep = batch["match_labels"].bool()
+            if out.mlm_logits is not None:
+                sel = (batch["mlm_labels"] != IGNORE) & keep[:, None]
+                _count(correct, total, "mlm", out.mlm_logits.argmax(-1)[sel], batch["mlm_labels"][sel])
+            if out.action_logits is not None:
+                sel = (batch["action_target"] != IGNORE) & keep[:, None]
+                target = batch["action_target"][sel]
+                _count(correct, total, "action", out.action_logits.argmax(-1)[sel], target)
+                action_targets.append(target.cpu().numpy())
+            if out.region_logits is not None:
+                sel = batch["region_target_mask"].bool() & batch["region_mask"].bool() & keep[:, None]
+                _count(correct, total, "region", out.region_logits.argmax(-1)[sel], batch["region_cls"].argmax(-1)[sel])
+            if "match_labels" in batch:
+                _count(correct, total, "match", out.match_logits.argmax(-1), batch["match_labels"])
+    finally:
+        model.train(was_training)
+    result: dict[str, float] = {}
+    for name in ("mlm", "action", "region", "match"):
+        if total[name]:
+            result[f"{name}_acc"] = correct[name] / total[name]
+        result[f"{name}_count"] = total[name]
+    if action_targets:
+        targets = np.concatenate(action_targets)
+        if targets.size:  # the best constant guess, judged on the very targets the model is judged on
+            result["action_majority_acc"] = float(np.bincount(targets).max() / targets.size)
+    for name, value in loss_sum.items():
+        result[f"loss_{name}"] = value / max(n_batches, 1)
+    return result
+
+
+def _count(correct: Counter, total: Counter, name: str, pred: Tensor, target: Tensor) -> None:
+    correct[name] += int((pred == target).sum())
+    total[name] += int(target.numel())
+
+
+@torch.no_grad()
+def retrieval_scores(model, batch: dict[str, Tensor], device: torch.device,
+                     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                     pairs_per_chunk: int = 512) -> np.ndarray:
+    """S[i, j] = log P(matched) of caption i with clip j, for a clean batch of N matched pairs."""
+    batch = to_device(batch, device)
+    enc = model.actbert
+    was_training = model.training
+    model.eval()
+    try:
+        with autocast():
+            text = enc.encode_text(batch["text_ids"], batch["text_mask"], batch.get("text_segment"))
+            video = enc.encode_video(batch["action_feats"], batch["action_mask"], batch["region_feats"],
+                                     batch["region_loc"], batch["region_mask"], batch.get("region_frame"))
+            n = len(text)
+            rows_per_chunk = max(1, pairs_per_chunk // n)
+            scores = []
+            for lo in range(0, n, rows_per_chunk):
+                rows = torch.arange(lo, min(n, lo + rows_per_chunk))
+                t_idx = rows.repeat_interleave(n)
+                v_idx = torch.arange(n).repeat(len(rows))
+                scores.append(model.score_pairs(text.index(t_idx), video.index(v_idx)).float().view(len(rows), n))
+    finally:
+        model.train(was_training)
+    return torch.cat(scores).cpu().numpy()
+
+
+def zero_shot_retrieval(model, batch: dict[str, Tensor], device: torch.device,
+                        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
+    """{"t2v_R1", "t2v_R5", "t2v_MedR", "t2v_chance_R1"} on the batch's N pairs (caption i belongs to clip i)."""
+    from actbert.metrics.retrieval import retrieval_metrics
+
+    S = retrieval_scores(model, batch, device, autocast)
+    # "mean" ties: an untrained model that scores everything alike gets chance, not a lucky R@1
+    m = retrieval_metrics(S, tie_policy="mean")
+    return {"t2v_R1": m["R1"], "t2v_R5": m["R5"], "t2v_MedR": m["MedR"], "t2v_chance_R1": 100.0 / S.shape[0]}
