@@ -154,3 +154,36 @@ def test_tiny3d_learns_motion_direction(tmp_path):
     assert elapsed < 40, f"training took {elapsed:.1f}s"
     save_action_net(net, tmp_path / "trained")
     assert json.loads((tmp_path / "trained" / "config.json").read_text())["training"]["held_out_accuracy"] >= 0.6
+
+
+def test_cli_train_action_net(tmp_path, capsys):
+    pytest.importorskip("spacy")
+    from actbert.cli.main import main
+    from actbert.data.vocab import ActionVocab
+
+    try:
+        ActionVocab(["cut", "pour"], {"cut": 2, "pour": 2}).label("cut the onion")
+    except OSError as exc:  # the spaCy model package is not installed
+        pytest.skip(f"spaCy English model unavailable: {exc}")
+    ActionVocab(["cut", "pour"], {"cut": 2, "pour": 2}).save(tmp_path / "vocab.json")
+    rng = np.random.default_rng(3)
+    caps = {}
+    (tmp_path / "videos").mkdir()
+    for v in range(3):
+        direction_video(tmp_path / "videos" / f"v{v}.mp4", [0, 1, 0], rng)
+        caps[f"v{v}"] = {"start": [0, 1, 2], "end": [1, 2, 3],
+                         "text": ["cut the onion", "pour the water", "and that's it"]}
+    caps["missing"] = {"start": [0], "end": [1], "text": ["cut it"]}
+    (tmp_path / "caps.json").write_text(json.dumps(caps))
+    rc = main(["train-action-net", "--videos", str(tmp_path / "videos"), "--captions", str(tmp_path / "caps.json"),
+               "--vocab", str(tmp_path / "vocab.json"), "--arch", "tiny3d", "--out", str(tmp_path / "net"),
+               "--epochs", "1", "--clip-frames", "4", "--fps", "4", "--resize", "36", "--crop", "32",
+               "--held-out", "0.34", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "held-out accuracy" in out and "lines skipped: no kept verb" in out
+    cfg = json.loads((tmp_path / "net" / "config.json").read_text())
+    assert cfg["verbs"] == ["cut", "pour"] and cfg["training"]["train_clips"] == 4
+    assert cfg["training"]["held_out_clips"] == 2
+    assert cfg["training"]["skipped_lines"] == {"no_verb": 3, "no_video": 1, "bad_time": 0}
+    assert load_action_net(tmp_path / "net").num_classes == 2
