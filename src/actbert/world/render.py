@@ -2,8 +2,8 @@
 
 Speed: everything that does not move during a step (or an idle gap) is drawn once into a cached
 layer; a frame is a copy of that layer plus the few moving objects, so idle frames cost one copy.
-Determinism: the encoder runs single-threaded with fixed options and the muxer in bit-exact mode,
-so the same frames give the same bytes.
+Determinism: the encoder runs single-threaded with fixed options, no lookahead, the muxer in
+bit-exact mode, and RGB->YUV is integer arithmetic, so the same frames give the same bytes.
 """
 from __future__ import annotations
 
@@ -103,8 +103,10 @@ class Mp4Writer:
                                  options={"fflags": "+bitexact", "movflags": "+faststart"})
         self.stream = self.container.add_stream(
             "libx264", rate=fps,
+            # mbtree / rc-lookahead off: with them x264 gave different bytes for the same frames from run
+            # to run (seen at 64x64: its low-resolution lookahead reads memory it did not write)
             options={"preset": "veryfast", "crf": str(crf), "threads": "1", "g": str(2 * fps), "bframes": "0",
-                     "flags": "+bitexact"})
+                     "flags": "+bitexact", "x264-params": "mbtree=0:rc-lookahead=0"})
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.thread_count = 1
