@@ -61,7 +61,8 @@ def test_evaluate_retrieval(env, mode):
     assert rec["task"] == "retrieval" and rec["split"] == "val" and mode in rec["protocol"]
     m = rec["metrics"]
     assert m["t2v"]["n_queries"] == 6 and m["v2t"]["direction"] == "v2t" and 0 <= m["t2v"]["R1"] <= 100
-    assert m["n_pairs_scored"] == (36 if mode == "exhaustive" else m["n_pairs_scored"]) and m["tie_policy"] == "reference"
+    assert (m["n_pairs_scored"] == 36 if mode == "exhaustive" else m["n_pairs_scored"] <= 36)
+    assert m["tie_policy"] == "reference"
 
 
 def test_evaluate_qa_and_localization(env):

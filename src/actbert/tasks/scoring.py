@@ -186,6 +186,8 @@ def encode_windows(model, items: Sequence[dict[str, np.ndarray]], batch_size: in
     All windows are padded to the same slot counts (the largest window, at most the config's limits),
     so states of different chunks concatenate and scores do not depend on the chunking.
     """
+    if len(items) == 0:
+        raise ValueError("no video window to encode")
     dev = next(model.parameters()).device
     n_a = max(1, max(it["action"].shape[0] for it in items))
     n_r = max(1, max(it["region"].shape[0] for it in items))
