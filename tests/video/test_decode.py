@@ -132,3 +132,21 @@ def test_bad_files_raise_with_file_and_reason(tmp_path):
                 call()
             assert str(bad) in str(err.value) and reason in err.value.reason
             assert err.value.path == str(bad)
+
+
+def test_streaming_memory_is_bounded(tmp_path):
+    """Python-side memory while streaming a long video stays at a few clips, not the whole video."""
+    import tracemalloc
+
+    path = write_video(tmp_path / "long.mp4", moving_square_frames(600, h=48, w=64), fps=20)  # 30 s
+    spec = DecodeSpec(fps=10, clip_frames=8, stride_s=0.5, resize=40, crop=32, keyframe_every_s=1.0)
+    clip_bytes = 8 * 32 * 32 * 3
+    whole_video = 300 * 40 * 40 * 3  # the resampled video, had it been kept
+    tracemalloc.start()
+    n = 0
+    for item in stream_video(path, spec):  # items are dropped at once, as a consumer that writes them out would
+        n += isinstance(item, Clip)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert n == 60
+    assert peak < 12 * clip_bytes < whole_video / 4, peak
