@@ -197,8 +197,10 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
                             state["num_samples"], len(train_ds))
     model = module
     if info.distributed:
+        # find_unused_parameters: the contrastive head (weight 0) and the frame embedding (no region_frame) can
+        # sit out a step; DDP would otherwise wait forever for their gradients
         model = torch.nn.parallel.DistributedDataParallel(
-            module, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+            module, device_ids=[info.device.index] if info.device.type == "cuda" else None, find_unused_parameters=True)
 
     mlog = None
     if info.is_main:
