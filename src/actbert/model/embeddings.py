@@ -55,9 +55,9 @@ class RegionEmbeddings(nn.Module):
         types[:, 0] = 0
         x = self.feature(feats) + self.location(loc) + self.token_type(types)
         if frame is not None:
-            frame = torch.cat([torch.zeros_like(frame[:, :1]), frame.clamp(0, self.frame.num_embeddings - 1)], 1)
+            frame = torch.cat([frame.new_zeros(frame.shape[0], 1), frame.clamp(0, self.frame.num_embeddings - 1)], 1)
             x = x + self.frame(frame)
-        full_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        full_mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
         return self.dropout(self.norm(x)), full_mask
 
 
@@ -81,5 +81,5 @@ class ActionEmbeddings(nn.Module):
         types = torch.ones(a + 1, dtype=torch.long, device=feats.device)
         types[0] = 0
         x = x + self.position(positions)[None] + self.token_type(types)[None]
-        full_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        full_mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
         return self.dropout(self.norm(x)), full_mask
