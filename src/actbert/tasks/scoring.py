@@ -61,6 +61,9 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
     the frames by detection score (best box of every frame first) so that every frame is represented
     before any frame gets a second box, up to `max_regions`. A window that contains no clip / frame
     falls back to the nearest one: a second-long window between two clips still sees the video.
+    Clip overlap, end-inclusive frames, the balanced box order and `region_loc` follow
+    `actbert.data.corpus` (pre-training windows), which has no public per-window function to call; it
+    differs in the nearest-clip / nearest-frame fallbacks (the corpus allows empty streams).
     """
     vid = video.video_id
     s = 0.0 if start is None else float(start)
@@ -79,7 +82,7 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
 
     ft = np.asarray(video.frame_times, dtype=np.float64)
     if len(ft):
-        frames = np.flatnonzero((ft >= s) & (ft < max(e, s + 1e-6)))
+        frames = np.flatnonzero((ft >= s) & (ft <= e))  # end inclusive, as the pre-training corpus
         if frames.size == 0:
             frames = np.array([int(np.argmin(np.abs(ft - (s + e) / 2)))])
         frames = frames[_spread(frames.size, min(max_frames, max(max_regions, 1)))]
@@ -104,8 +107,9 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
     for n, (fi, b) in enumerate(picks):
         f = frames[fi]
         region[n] = video.region[f, b]
-        x1, y1, x2, y2 = (float(v) for v in video.region_boxes[f, b])
-        loc[n] = [x1 / W, y1 / H, x2 / W, y2 / H, max(x2 - x1, 0.0) * max(y2 - y1, 0.0) / (W * H)]
+        # normalised and clipped to the image, area of the clipped box: the corpus's region_loc exactly
+        x1, y1, x2, y2 = np.clip(np.asarray(video.region_boxes[f, b], np.float64) / [W, H, W, H], 0.0, 1.0)
+        loc[n] = [x1, y1, x2, y2, max(x2 - x1, 0.0) * max(y2 - y1, 0.0)]
         frame_idx[n] = fi
     return {"action": action, "region": region, "region_loc": loc, "region_frame": frame_idx}
 
