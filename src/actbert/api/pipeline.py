@@ -77,7 +77,7 @@ class Pipeline:
 
         self.model_dir: Path | None = None
         if isinstance(model, (str, Path)):
-            self.model_dir = resolve_checkpoint(model)
+            self.model_dir = resolve_checkpoint(model).resolve()  # absolute: index.json records it
             model = ActBERTForPretraining.from_pretrained(self.model_dir)
         else:  # a loaded model: find its folder when the loader recorded it (for the default vocab.txt)
             src = getattr(model, "source_dir", None) or getattr(model, "name_or_path", None)
@@ -185,9 +185,10 @@ class Pipeline:
 
     def _extractors(self):
         if self.action_net is None or self.detector is None:
-            raise ValueError("raw videos need feature extraction: pass Pipeline(..., action_net=DIR, detector=DIR) "
-                             "(from `actbert train-action-net` / `actbert train-detector`), or give a feature "
-                             "store written by `actbert extract` instead")
+            raise ValueError("raw videos need feature extraction: give an action network and a region detector "
+                             "(Pipeline(..., action_net=DIR, detector=DIR), or `--action-net DIR --detector DIR`; from "
+                             "`actbert train-action-net` / `actbert train-detector`), or index a feature store "
+                             "written by `actbert extract` instead")
         if isinstance(self.action_net, (str, Path)):
             from actbert.video.action_net import load_action_net
 

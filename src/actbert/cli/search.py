@@ -1,0 +1,70 @@
+"""`actbert search`: text query → ranked clips of an index (first stage + full-model re-ranking)."""
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """Search an index built by `actbert index` with a text query. The first stage ranks every clip by the
+cosine of the contrastive embeddings (streamed from disk); the best --rerank clips are then re-scored by the full
+Tangled Transformer (score = log P(matched)). Prints rank, video, start, end, score and first-stage score."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", help="what to look for, e.g. \"cut the tomato\"")
+    parser.add_argument("--index", required=True, help="index folder (actbert index)")
+    parser.add_argument("--model", default=None,
+                        help="checkpoint folder or pre-training run (default: the one recorded in the index)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    parser.add_argument("--top-k", type=int, default=10, help="clips to print")
+    parser.add_argument("--rerank", type=int, default=50, help="first-stage candidates re-scored by the full model")
+    parser.add_argument("--no-rerank", action="store_true", help="first stage only (same as --rerank 0)")
+    parser.add_argument("--faiss", action="store_true",
+                        help="first stage with a faiss flat inner-product index (loads all embeddings in RAM)")
+    parser.add_argument("--json", action="store_true", help="print the hits as JSON lines instead of a table")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def format_table(hits) -> str:
+    """The ranked table: rank, video, start, end, score (– when not re-ranked), first-stage score."""
+    rows = [("rank", "video", "start", "end", "score", "first-stage")]
+    for r, h in enumerate(hits, 1):
+        rows.append((str(r), h.video, f"{h.start:.1f}", f"{h.end:.1f}",
+                     "–" if h.score is None else f"{h.score:.4f}", f"{h.first_stage_score:.4f}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    left = {1}  # the video column reads best left-aligned; numbers right-aligned
+    return "\n".join("  ".join(v.ljust(w) if c in left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from dataclasses import asdict
+
+    import torch
+
+    from actbert.api import ClipIndex, Pipeline
+    from actbert.api.index import IndexMismatchError
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        index = ClipIndex(args.index)
+        model = args.model or index.info.get("model_source")
+        if not model or model.startswith("<"):
+            raise ValueError(f"index {args.index} does not record its model's folder: pass --model")
+        tokenizer = None
+        if args.tokenizer:
+            from actbert.data.tokenizer import WordPieceTokenizer
+
+            tokenizer = WordPieceTokenizer.from_pretrained(args.tokenizer)
+        pipe = Pipeline(model, tokenizer=tokenizer, device=device)
+        hits = pipe.search(args.query, top_k=args.top_k, rerank=0 if args.no_rerank else args.rerank, index=index,
+                           backend="faiss" if args.faiss else "exact")
+    except (FileNotFoundError, IndexMismatchError, ValueError, KeyError, RuntimeError) as exc:
+        print(f"actbert search: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        for h in hits:
+            print(json.dumps(asdict(h)))
+    else:
+        print(format_table(hits))
+    return 0
