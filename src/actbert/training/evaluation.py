@@ -4,7 +4,7 @@
   only on matched pairs unless the model computes them on mismatched ones too);
 * the majority-class baseline of masked actions on the same targets (verb distributions are skewed, so a
   model that always says "add" looks good without it);
-* matching accuracy (argmax of the matching head against the label);
+* matching accuracy (argmax of the matching head against the label) and its majority baseline;
 * zero-shot text->video R@1 over `N` clean held-out (caption, clip) pairs: every caption scored against every
   clip with the matching head, re-using `encode_text` / `encode_video` states (N + N single-modality passes,
   N*N fusions), chance = 100/N.
@@ -34,7 +34,7 @@ def masked_metrics(model, batches: Iterable[dict[str, Tensor]], device: torch.de
     total: Counter = Counter()
     loss_sum: Counter = Counter()
     action_targets: list[np.ndarray] = []
-    n_batches = 0
+    n_batches = positives = 0
     was_training = model.training
     model.eval()
     try:
@@ -49,8 +49,8 @@ def masked_metrics(model, batches: Iterable[dict[str, Tensor]], device: torch.de
             if "match_labels" in batch and not model.config.masked_loss_on_mismatched:
                 keep = batch["match_labels"].bool()
             if out.mlm_logits is not None:
-                sel = (batch["mlm_labels"] != IGNORE) & keep[:, None]
-                _count(correct, total, "mlm", out.mlm_logits.argmax(-1)[sel], batch["mlm_labels"][sel])
+                # the model decodes only the masked positions (out.mlm_positions)
+                _count(correct, total, "mlm", out.mlm_logits.argmax(-1), batch["mlm_labels"][out.mlm_positions])
             if out.action_logits is not None:
                 sel = (batch["action_target"] != IGNORE) & keep[:, None]
                 target = batch["action_target"][sel]
@@ -61,6 +61,7 @@ def masked_metrics(model, batches: Iterable[dict[str, Tensor]], device: torch.de
                 _count(correct, total, "region", out.region_logits.argmax(-1)[sel], batch["region_cls"].argmax(-1)[sel])
             if "match_labels" in batch:
                 _count(correct, total, "match", out.match_logits.argmax(-1), batch["match_labels"])
+                positives += int(batch["match_labels"].sum())
     finally:
         model.train(was_training)
     result: dict[str, float] = {}
@@ -72,6 +73,8 @@ def masked_metrics(model, batches: Iterable[dict[str, Tensor]], device: torch.de
         targets = np.concatenate(action_targets)
         if targets.size:  # the best constant guess, judged on the very targets the model is judged on
             result["action_majority_acc"] = float(np.bincount(targets).max() / targets.size)
+    if total["match"]:  # always answering the more frequent label
+        result["match_majority_acc"] = max(positives, total["match"] - positives) / total["match"]
     for name, value in loss_sum.items():
         result[f"loss_{name}"] = value / max(n_batches, 1)
     return result

@@ -97,25 +97,35 @@ def write_csv(records: list[dict[str, Any]], path: Path) -> Path:
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
-    """Training losses (left) and held-out metrics (right) against the step."""
+    """Three panels against the step: training losses, held-out losses, held-out accuracies and R@1 (percent)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, split, title in ((left, "train", "training losses"), (right, "eval", "held-out metrics")):
-        rows = [r for r in records if r.get("split") == split]
-        names = sorted({k for r in rows for k in r if _plottable(split, k, r[k])})
+    train = [r for r in records if r.get("split") == "train"]
+    held = [r for r in records if r.get("split") == "eval"]
+    panels = [
+        ("training losses", train, lambda k: k == "loss" or k.startswith("loss_"), 1.0),
+        ("held-out losses", held, lambda k: k.startswith("loss_"), 1.0),
+        ("held-out accuracy / R@1 (%)", held, lambda k: k.endswith("_acc"), 100.0),
+        (None, held, lambda k: k in ("t2v_R1", "t2v_chance_R1"), 1.0),  # already percent: same panel
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for i, (title, rows, keep, scale) in enumerate(panels):
+        ax = axes[min(i, 2)]
+        names = sorted({k for r in rows for k, v in r.items() if keep(k) and _number(v)})
         for name in names:
-            pts = [(r["step"], r[name]) for r in rows if _plottable(split, name, r.get(name))]
-            if pts:
-                ax.plot(*zip(*pts), marker="o" if len(pts) < 30 else None, markersize=3, label=name)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if names:
+            pts = [(r["step"], r[name] * scale) for r in rows if _number(r.get(name))]
+            style = "--" if "majority" in name or "chance" in name else "-"
+            ax.plot(*zip(*pts), style, marker="o" if len(pts) < 30 else None, markersize=3, label=name)
+        if title:
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -123,12 +133,8 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _plottable(split: str, key: str, value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        return False
-    if split == "train":
-        return key == "loss" or key.startswith("loss_")
-    return key not in {"step", "time"} and not key.endswith("_count")
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def summary_table(summary: dict[str, Any]) -> str:

@@ -13,10 +13,12 @@ import functools
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -225,7 +227,8 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
     last_ckpt = loaded[0] if loaded else None
     eval_result: dict[str, float] = {}
     last_losses: dict[str, float] = {}
-    t_run, t_data, run_samples, window = time.perf_counter(), 0.0, 0, []
+    t_run, t_data, t_steps, run_samples = time.perf_counter(), 0.0, 0.0, 0
+    window: deque[tuple[float, int]] = deque(maxlen=20)  # recent steps, for the progress bar's samples/s
     data_iter = iter(loader)
     try:
         while step < tc.steps:
@@ -267,9 +270,10 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
             samples_done += n
             run_samples += n
             window.append((time.perf_counter() - t_step, n))
+            t_steps += window[-1][0]
             last_losses = {"loss": float(means[0]), **{f"loss_{k}": float(means[1 + i]) for i, k in enumerate(LOSS_KEYS)
                                                        if k in model_config.loss_weights and model_config.loss_weights[k] > 0}}
-            speed = sum(s for _, s in window[-20:]) / max(sum(t for t, _ in window[-20:]), 1e-9)
+            speed = sum(s for _, s in window) / max(sum(t for t, _ in window), 1e-9)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_losses['loss']:.4f}", samples_s=f"{speed:.1f}")
@@ -295,14 +299,16 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
             mlog.close()
         del data_iter, loader
     wall = time.perf_counter() - t_run
-    result = PretrainResult(out_dir, step, last_losses, eval_result, run_samples / max(wall, 1e-9),
-                            t_data / max(wall, 1e-9), last_ckpt, None)
+    # throughput over training steps only (data loading included; evaluation and checkpoints excluded)
+    result = PretrainResult(out_dir, step, last_losses, eval_result, run_samples / max(t_steps, 1e-9),
+                            t_data / max(t_steps, 1e-9), last_ckpt, None)
     if info.is_main:
         if step >= tc.steps:
             result.model_dir = module.save_pretrained(out_dir / "model", tokenizer=tokenizer if hasattr(tokenizer, "save") else None)
         paths = mlog.finish() if mlog is not None else {}
         result.summary = {"steps": step, "world_size": info.world_size, "global_batch": tc.batch_size * tc.grad_accum,
                           "samples_per_s": result.samples_per_s, "data_time_share": result.data_time_share,
+                          "wall_s": wall,
                           **last_losses, **{f"eval_{k}": v for k, v in eval_result.items() if not k.endswith("_count")},
                           "checkpoint": str(last_ckpt), "curves": str(paths.get("plot"))}
         write_summary(result.summary, out_dir)
@@ -341,17 +347,19 @@ class _Evaluator:
 
     def _prepare(self) -> None:
         n, b = len(self.data), self.tc.batch_size
+        # a fixed shuffle: consecutive windows share a video, and a one-video batch has no negative to draw
+        order = np.random.default_rng(EVAL_SEED).permutation(n).tolist()
         self.batches = []
         for i, lo in enumerate(range(0, n, b)):
-            if i >= self.tc.eval_batches or lo + 2 > n:  # a one-sample batch has no negative to draw
+            if i >= self.tc.eval_batches or lo + 2 > n:
                 break
-            samples = [self.data[j] for j in range(lo, min(n, lo + b))]
+            samples = [self.data[j] for j in order[lo:lo + b]]
             batch = seeded_call(self.collate, samples, mix_seed(EVAL_SEED, i), SeededCollate(self.collate).takes_generator)
             check_batch(batch, self.cfg, f"evaluation batch {i}")
             self.batches.append(batch)
         if self.retrieval_collate is not None and self.tc.eval_retrieval >= 2 and n >= 2:
-            samples = [self.data[j] for j in range(min(n, self.tc.eval_retrieval))]
-            self.clean = seeded_call(self.retrieval_collate, samples, EVAL_SEED, False)
+            self.clean = seeded_call(self.retrieval_collate, _distinct_videos(self.data, order, self.tc.eval_retrieval),
+                                     EVAL_SEED, False)
 
     def run(self) -> dict[str, float]:
         result: dict[str, float] = {}
@@ -364,3 +372,19 @@ class _Evaluator:
                     result.update(zero_shot_retrieval(self.module, self.clean, self.info.device, self.autocast))
         D.barrier(self.info)
         return result
+
+
+def _distinct_videos(data, order: list[int], count: int) -> list:
+    """Up to `count` samples in `order`, one window per video first (two windows of one video often share
+    words, which would make a caption's true clip ambiguous), then the rest."""
+    picked, rest, seen = [], [], set()
+    for j in order[: 8 * count]:  # bounded: a huge held-out split must not be read whole
+        sample = data[j]
+        if sample is None:
+            continue
+        vid = getattr(sample, "video_id", None)
+        (rest if vid is not None and vid in seen else picked).append(sample)
+        seen.add(vid)
+        if len(picked) >= count:
+            break
+    return (picked + rest)[:count]
