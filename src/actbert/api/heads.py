@@ -1,8 +1,9 @@
 """Fine-tuned task heads used by `Pipeline.caption` / `Pipeline.segment`: loading, and a clear error when absent.
 
 A head is an object with the method the pipeline calls (`caption(video, start, end)` for a captioner,
-`segment(video)` for a segmenter), a plain callable with the same arguments, or a checkpoint folder
-written by `actbert finetune captioning|segmentation` (loaded with the task module's `<Class>.load`).
+`predict(video)` or `segment(video)` for a segmenter, per-second labels), a plain callable with the same
+arguments, or a checkpoint folder written by `actbert finetune captioning|segmentation` (loaded with the
+task module's `Captioner.load` / `Segmenter.load`). `load_head` returns a plain function.
 The task modules are imported only when a head is needed, so the rest of the pipeline works without them.
 """
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 
 __all__ = ["HEADS", "load_head", "MissingHeadError"]
 
-# kind -> (task module, class with .load(dir, device), method the pipeline calls, `actbert finetune` task)
+# kind -> (task module, class with .load(dir, device), methods accepted (first found is used), pipeline
+# method named in errors, `actbert finetune` task)
 HEADS = {
-    "captioner": ("actbert.tasks.captioning", ("Captioner",), "caption", "captioning"),
-    "segmenter": ("actbert.tasks.segmentation", ("Segmenter", "SegmentationModel"), "segment", "segmentation"),
+    "captioner": ("actbert.tasks.captioning", "Captioner", ("caption",), "caption", "captioning"),
+    "segmenter": ("actbert.tasks.segmentation", "Segmenter", ("predict", "segment"), "segment", "segmentation"),
 }
 
 
@@ -24,14 +26,9 @@ class MissingHeadError(RuntimeError):
     """`caption` / `segment` was called without a fine-tuned head."""
 
 
-class _CallableHead:
-    def __init__(self, fn, method: str):
-        setattr(self, method, fn)
-
-
 def load_head(kind: str, head: Any, model=None, tokenizer=None):
-    """The usable head for `kind` ("captioner" or "segmenter") from what the user gave."""
-    module_name, classes, method, task = HEADS[kind]
+    """`(head object, function to call)` for `kind` ("captioner" or "segmenter") from what the user gave."""
+    module_name, cls_name, methods, method, task = HEADS[kind]
     if head is None:
         raise MissingHeadError(
             f"Pipeline.{method} needs a fine-tuned {task} head, and none was given. Fine-tune one with "
@@ -45,16 +42,12 @@ def load_head(kind: str, head: Any, model=None, tokenizer=None):
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise MissingHeadError(f"cannot load the {kind} {path}: {module_name} is not available ({exc})") from exc
-        cls = next((getattr(module, c) for c in classes if hasattr(getattr(module, c, None), "load")), None)
-        if cls is None:
-            raise MissingHeadError(f"{module_name} has no loadable head class ({', '.join(classes)})")
-        device = "cpu"
-        if model is not None:
-            device = str(next(model.parameters()).device)
-        return cls.load(path, device=device)
-    if callable(getattr(head, method, None)):
-        return head
+        device = str(next(model.parameters()).device) if model is not None else "cpu"
+        head = getattr(module, cls_name).load(path, device=device)
+    for m in methods:
+        if callable(getattr(head, m, None)):
+            return head, getattr(head, m)
     if callable(head):
-        return _CallableHead(head, method)
-    raise TypeError(f"{kind} must be a folder, an object with a .{method}() method, or a callable; "
+        return head, head
+    raise TypeError(f"{kind} must be a folder, an object with a .{methods[0]}() method, or a callable; "
                     f"got {type(head).__name__}")

@@ -333,18 +333,18 @@ class Pipeline:
         return [int(t) for t in order_constrained_decode(scores)]
 
     def caption(self, video: Any, start: float | None = None, end: float | None = None) -> str:
-        """A caption of `[start, end)` of `video` by the fine-tuned captioning head."""
+        """A caption of `[start, end)` of `video` (whole video by default) by the fine-tuned captioning head."""
         from actbert.api.heads import load_head
 
-        self.captioner = load_head("captioner", self.captioner, self.model, self.tokenizer)
-        return self.captioner.caption(self.video_features(video), start, end)
+        self.captioner, fn = load_head("captioner", self.captioner, self.model, self.tokenizer)
+        return str(fn(self.video_features(video), start, end))
 
-    def segment(self, video: Any) -> list[str]:
-        """One action label per second of `video` by the fine-tuned segmentation head."""
+    def segment(self, video: Any) -> list[int]:
+        """One label per second of `video` (0 = background, else a step id) by the fine-tuned segmentation head."""
         from actbert.api.heads import load_head
 
-        self.segmenter = load_head("segmenter", self.segmenter, self.model, self.tokenizer)
-        return list(self.segmenter.segment(self.video_features(video)))
+        self.segmenter, fn = load_head("segmenter", self.segmenter, self.model, self.tokenizer)
+        return [int(x) for x in fn(self.video_features(video))]
 
 
 @dataclass(frozen=True)
