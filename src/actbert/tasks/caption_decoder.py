@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["CaptionHeadConfig", "CaptionDecoder", "greedy_decode", "beam_search", "length_penalty",
-           "save_task_checkpoint", "read_task_checkpoint"]
+           "save_task_checkpoint", "read_task_checkpoint", "load_task_weights", "fit"]
 
 
 @dataclass
@@ -256,7 +256,51 @@ def beam_search(decoder: CaptionDecoder, memory: Tensor, memory_pad: Tensor, bea
     return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
 
 
-# --- task checkpoints (used by the captioning and segmentation tasks) -------------------------------------
+# --- shared by the captioning and segmentation tasks: training loop, checkpoints --------------------------
+def fit(module: nn.Module, groups: list[dict], n_items: int, cfg, loss_fn, desc: str,
+        frozen: nn.Module | None = None) -> list[dict]:
+    """AdamW over parameter `groups`, linear warm-up then linear decay, gradient clipping; returns the history.
+
+    `cfg` supplies epochs, max_steps (replaces epochs when set; the data is cycled), batch_size,
+    weight_decay, warmup_frac, grad_clip, seed and progress. `loss_fn(rows)` is the loss of the items
+    `rows` (a shuffled batch of indices). `frozen` (a sub-module) stays in eval mode: no dropout in a
+    frozen feature extractor.
+    """
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    per_epoch = -(-n_items // cfg.batch_size)
+    total = int(cfg.max_steps) if cfg.max_steps is not None else cfg.epochs * per_epoch
+    warm = max(1, int(cfg.warmup_frac * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    params = [p for g in groups for p in g["params"]]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    module.train()
+    if frozen is not None:
+        frozen.eval()
+    bar = tqdm(total=total, desc=desc, disable=not cfg.progress)
+    while len(history) < total:
+        order = torch.randperm(n_items, generator=gen).tolist()
+        for b in range(per_epoch):
+            if len(history) >= total:
+                break
+            loss = loss_fn(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: non-finite loss at step {len(history)}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            history.append({"step": len(history), "loss": loss.item(), "lr": sched.get_last_lr()[0]})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    module.eval()
+    return history
+
 TASK_WEIGHTS = "model.safetensors"
 
 

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import copy
 import json
-import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actbert.tasks import scoring as S
-from actbert.tasks.caption_decoder import (CaptionDecoder, CaptionHeadConfig, beam_search, greedy_decode,
+from actbert.tasks.caption_decoder import (CaptionDecoder, CaptionHeadConfig, beam_search, fit, greedy_decode,
                                            load_task_weights, read_task_checkpoint, save_task_checkpoint)
 from actbert.tasks.scoring import Clip
 
@@ -202,45 +201,20 @@ def train_captioner(model, tokenizer, train_clips: Sequence[Clip], store,
     ids, mask = S.tokenize(tokenizer, [c.text for c in train_clips], head.max_len + 2)
     if cfg.freeze_encoder:
         encoder.requires_grad_(False)
-    groups = [{"params": [p for p in cap.decoder.parameters()], "lr": cfg.lr}]
+    groups = [{"params": list(cap.decoder.parameters()), "lr": cfg.lr}]
     if not cfg.freeze_encoder:
-        groups.append({"params": [p for p in encoder.parameters()], "lr": cfg.encoder_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    per_epoch = math.ceil(len(train_clips) / cfg.batch_size)
-    total = int(cfg.max_steps) if cfg.max_steps is not None else cfg.epochs * per_epoch
-    warm = max(1, int(cfg.warmup_frac * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    cap.train()
-    if cfg.freeze_encoder:
-        encoder.eval()  # no dropout in a frozen feature extractor
-    bar = tqdm(total=total, desc="train captioner", disable=not cfg.progress)
-    step = 0
-    while step < total:
-        order = torch.randperm(len(train_clips), generator=gen).tolist()
-        for b in range(per_epoch):
-            if step >= total:
-                break
-            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            vb = cap._video_batch([items[r] for r in rows])
-            length = int(mask[rows].sum(1).max())
-            with torch.set_grad_enabled(not cfg.freeze_encoder):
-                enc = cap.encode(vb)
-            memory = cap.decoder.memory(enc)  # the projection is trained even when the encoder is frozen
-            loss = cap.loss(vb, ids[rows, :length], mask[rows, :length], cfg.label_smoothing, memory)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite captioning loss at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.grad_clip)
-            opt.step()
-            sched.step()
-            cap.history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+        groups.append({"params": list(encoder.parameters()), "lr": cfg.encoder_lr})
+
+    def loss_fn(rows: list[int]) -> torch.Tensor:
+        vb = cap._video_batch([items[r] for r in rows])
+        length = int(mask[rows].sum(1).max())
+        with torch.set_grad_enabled(not cfg.freeze_encoder):
+            enc = cap.encode(vb)
+        memory = cap.decoder.memory(enc)  # the projection is trained even when the encoder is frozen
+        return cap.loss(vb, ids[rows, :length], mask[rows, :length], cfg.label_smoothing, memory)
+
+    cap.history = fit(cap, groups, len(train_clips), cfg, loss_fn, "train captioner",
+                      encoder if cfg.freeze_encoder else None)
     return cap.eval()
 
 
