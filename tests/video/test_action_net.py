@@ -103,6 +103,8 @@ def test_save_load_round_trip_identical_features(tmp_path):
     back = load_action_net(tmp_path / "net")
     clips = np.random.default_rng(1).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)
     assert np.array_equal(net.embed(clips), back.embed(clips))
+    fast = net.embed(clips, bf16=True)  # bfloat16 autocast: same features up to bf16 rounding
+    assert np.abs(fast - net.embed(clips)).max() <= 0.05 * np.abs(net.embed(clips)).max()
     # and a saved net is a valid weights file for build_action_net (e.g. continue training with new verbs)
     again = build_action_net("tiny3d", 9, weights=tmp_path / "net" / "action_net.safetensors")
     assert torch.equal(again.body.features[0][0].weight, net.body.features[0][0].weight)

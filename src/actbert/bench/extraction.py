@@ -25,6 +25,8 @@ PIPELINES = [
     ("real-data CPU default: r3d_18 + mobilenet_v3_320", "r3d_18", 16, 16.0, 128, 112,
      "fasterrcnn_mobilenet_v3_large_320_fpn"),
 ]
+# the real-data pipeline again with the action net under bfloat16 autocast (`actbert extract --bf16`)
+BF16_PIPELINE = ("real-data, --bf16", *PIPELINES[1][1:], True)
 
 
 def _sample_videos() -> list[Path]:
@@ -76,19 +78,20 @@ def bench_decode(videos: list[Path], spec) -> dict:
             "video_s_per_s": secs / wall, "clips": int(clips), "key_frames": int(keys)}
 
 
-def bench_action(arch: str, frames: int, crop: int, batch: int, iters: int) -> dict:
+def bench_action(arch: str, frames: int, crop: int, batch: int, iters: int, bf16: bool = False) -> dict:
     import torch
 
     from actbert.video.action_net import build_action_net
 
     net = build_action_net(arch, num_classes=400).eval()
     clips = np.random.default_rng(0).integers(0, 256, (batch, frames, crop, crop, 3), dtype=np.uint8)
-    net.embed(clips)  # warm-up (oneDNN kernel selection)
+    net.embed(clips, bf16=bf16)  # warm-up (oneDNN kernel selection)
     t = time.perf_counter()
     for _ in range(iters):
-        net.embed(clips)
+        net.embed(clips, bf16=bf16)
     wall = time.perf_counter() - t
-    return {"arch": arch, "input": f"{batch}x{frames}x{crop}x{crop}", "clips_per_s": batch * iters / wall,
+    return {"arch": arch + (" bf16" if bf16 else ""), "input": f"{batch}x{frames}x{crop}x{crop}",
+            "clips_per_s": batch * iters / wall,
             "threads": torch.get_num_threads()}
 
 
@@ -107,7 +110,7 @@ def bench_detector(backbone: str, image: np.ndarray, batch: int, iters: int) -> 
 
 
 def bench_end_to_end(videos: list[Path], label: str, arch: str, frames: int, fps: float, resize: int, crop: int,
-                     backbone: str, workdir: Path) -> dict:
+                     backbone: str, bf16: bool = False, *, workdir: Path) -> dict:
     from actbert.video.action_net import build_action_net
     from actbert.video.detector import RegionExtractor, build_detector
     from actbert.video.extract import default_spec, extract_features
@@ -115,7 +118,7 @@ def bench_end_to_end(videos: list[Path], label: str, arch: str, frames: int, fps
     net = build_action_net(arch, 400, clip_frames=frames, fps=fps, resize=resize, crop=crop).eval()
     ext = RegionExtractor(build_detector(backbone, 4 if backbone == "tiny" else 91), top_k=10, backbone=backbone)
     store = Path(tempfile.mkdtemp(dir=workdir, prefix="store-"))
-    s = extract_features(videos, store, net, ext, default_spec(net), progress=False)
+    s = extract_features(videos, store, net, ext, default_spec(net), progress=False, bf16=bf16)
     busy = sum(s.timings.values()) or 1.0
     return {"pipeline": label, "video_seconds": s.seconds_of_video, "wall_s": s.wall_seconds,
             "video_s_per_s": s.throughput,
@@ -134,14 +137,15 @@ def run(videos: list[Path], quick: bool, workdir: Path) -> dict:
     res["decode"] = [dict(bench_decode(videos, DecodeSpec(fps=f, clip_frames=n, stride_s=n / f, resize=r, crop=c)),
                           spec=f"{n} frames @ {f:g} fps, {r}->{c} px, 1 key frame/s")
                      for _, _, n, f, r, c, _ in PIPELINES]
-    res["action"] = [bench_action("tiny3d", 8, 64, 8, it), bench_action("r3d_18", 16, 112, 4, max(1, it // 2))]
+    res["action"] = [bench_action("tiny3d", 8, 64, 8, it), bench_action("r3d_18", 16, 112, 4, max(1, it // 2)),
+                     bench_action("r3d_18", 16, 112, 4, max(1, it // 2), bf16=True)]
     import av
 
     with av.open(str(videos[0])) as c:
         frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
     res["detector"] = [bench_detector("tiny", frame, 4, it),
                        bench_detector("fasterrcnn_mobilenet_v3_large_320_fpn", frame, 4, max(1, it // 2))]
-    res["end_to_end"] = [bench_end_to_end(videos, *p, workdir=workdir) for p in PIPELINES]
+    res["end_to_end"] = [bench_end_to_end(videos, *p, workdir=workdir) for p in (*PIPELINES, BF16_PIPELINE)]
     res["load_average_after"] = os.getloadavg()[0]
     return res
 

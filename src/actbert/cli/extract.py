@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region-batch-size", type=int, default=8, help="key frames per detector call")
     parser.add_argument("--shard-videos", type=int, default=64, help="videos per store shard file")
     parser.add_argument("--no-resume", action="store_true", help="refuse to write into a store that has videos")
+    parser.add_argument("--bf16", action="store_true",
+                        help="run the action net under bfloat16 autocast: ~2x faster on CPUs with AVX-512 BF16 "
+                             "(features within ~0.3 %% of float32), slower elsewhere")
     parser.add_argument("--device", default=None, help="device of the action network (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     summary = extract_features(args.videos, args.out, net, extractor, spec, num_shards=num_shards,
                                shard_index=shard_index, resume=not args.no_resume, progress=not args.quiet,
                                action_batch=args.batch_size, region_batch=args.region_batch_size,
-                               shard_videos=args.shard_videos)
+                               shard_videos=args.shard_videos, bf16=args.bf16)
     print(summary.table())
     return 1 if summary.failed else 0

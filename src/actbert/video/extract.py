@@ -131,7 +131,7 @@ class _Timer(dict):
 
 
 def _extract_one(path: Path, vid: str, size: tuple[int, int], action_net, region_extractor, spec: DecodeSpec,
-                 action_batch: int, region_batch: int, timer: _Timer, advance) -> VideoFeatures:
+                 action_batch: int, region_batch: int, timer: _Timer, advance, bf16: bool = False) -> VideoFeatures:
     """Decode ``path`` once, run both networks in batches, and assemble its VideoFeatures."""
     clips: list[np.ndarray] = []
     frames: list[np.ndarray] = []
@@ -139,7 +139,7 @@ def _extract_one(path: Path, vid: str, size: tuple[int, int], action_net, region
 
     def run_action():
         t = time.perf_counter()
-        action.append(action_net.embed(np.stack(clips)))
+        action.append(action_net.embed(np.stack(clips), bf16=bf16))
         clips.clear()
         timer.add("action", t)
 
@@ -199,13 +199,14 @@ def _extract_one(path: Path, vid: str, size: tuple[int, int], action_net, region
 def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str | Path, action_net,
                      region_extractor, spec: DecodeSpec | None = None, num_shards: int = 1, shard_index: int = 0,
                      resume: bool = True, progress: bool = True, action_batch: int = 16, region_batch: int = 8,
-                     shard_videos: int = 64) -> ExtractSummary:
+                     shard_videos: int = 64, bf16: bool = False) -> ExtractSummary:
     """Extract features of this shard's videos into ``store_root``; returns an :class:`ExtractSummary`.
 
     ``videos``: paths, or a directory / list file (see :func:`list_videos`). ``spec`` defaults to
     :func:`default_spec` of the action net. ``resume=False`` refuses a store that already holds videos
     (rather than silently mixing two runs). Undecodable videos are recorded (``store`` failure log and
-    ``summary.failed``) and skipped; any other exception stops the run after the writer has saved every
+    ``summary.failed``) and skipped; ``bf16`` runs the action net under bfloat16 autocast (see
+    ``ActionNet.embed``); any other exception stops the run after the writer has saved every
     finished video, so a re-run continues where this one stopped.
     """
     if not 0 <= shard_index < num_shards:
@@ -257,7 +258,7 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
 
             try:
                 feats = _extract_one(p, vid, size, action_net, region_extractor, spec, action_batch, region_batch,
-                                     timer, advance)
+                                     timer, advance, bf16)
                 t = time.perf_counter()
                 writer.add(feats)
                 timer.add("write", t)
