@@ -1,33 +1,28 @@
 """COIN action segmentation: one label per second (0 = background, else the step id) from ActBERT's tokens.
 
-Design:
-* Per-second visual tokens. Second `t` covers `[t, t+1)`; its action token is the feature of the clip
-  whose time span covers the second's centre `t + 0.5` (of several, the clip whose centre is nearest;
-  of none — a gap, or seconds past the last clip — the clip whose centre is nearest). Clips longer than
-  1 s therefore give the same feature to consecutive seconds; ActBERT's temporal position embedding
-  tells them apart.
-* Windows of `window` seconds every `stride` seconds (default 32 / 16, `metrics.segmentation.window_starts`:
-  the last window is aligned to the video's end). Each window holds `window` action tokens (one per
-  second; fewer, padded and masked, when the video is shorter) plus the regions of its key frames (best
-  box of every frame first, at most `max_regions`), and the text stream `[CLS] [SEP]`. The action
-  stream's `[ACT]` token takes position 0, so `window + 1 <= max_action_positions` (64: window <= 63).
-* A linear classifier (num steps + 1 classes) on each second's fused action hidden state. Training:
-  cross-entropy per second over every training window; `background_weight` scales the loss of
-  background seconds (1.0 = plain CE, as the protocol scores every second equally; < 1 trades frame
-  accuracy for non-background accuracy). The encoder is fine-tuned (own learning rate) or frozen.
-* Evaluation (protocols.md): logits of overlapping windows are averaged per second
-  (`average_window_logits`), argmax; frame accuracy over all seconds of the testing subset, background
-  included, and accuracy on non-background seconds (`frame_accuracy`), beside an all-background
-  predictor's scores so a background-heavy result is seen for what it is.
+* Per-second tokens: second `t` covers `[t, t+1)`; its action token is the feature of the clip whose span
+  covers the centre `t + 0.5` (of several, the nearest centre; of none — a gap, or past the last clip —
+  the nearest clip centre). Longer clips repeat over seconds; the temporal position embedding separates them.
+* Windows of `window` s every `stride` s (32 / 16; `window_starts` aligns the last to the end): `window`
+  action tokens (padded, masked, for a shorter video), the window's key-frame regions (best box per frame
+  first, at most `max_regions`), text `[CLS] [SEP]`. `[ACT]` takes action position 0, hence
+  `window + 1 <= max_action_positions` (window <= 63 for the presets).
+* A linear classifier (steps + 1 classes) on each second's fused action hidden state; cross-entropy per
+  second, `background_weight` scaling background seconds (1.0: the protocol counts every second alike).
+  The encoder is fine-tuned (own learning rate) or frozen.
+* Evaluation (protocols.md): logits averaged over overlapping windows (`average_window_logits`), argmax;
+  frame accuracy over all test seconds (background included) and on non-background seconds
+  (`frame_accuracy`), beside an all-background predictor's, so a background-heavy result shows as such.
+Details and reasons: docs/tasks-captioning-segmentation.md.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -61,13 +56,6 @@ class SegmentHeadConfig:
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + steps), got {self.num_classes}")
         window_starts(self.window, self.window, self.stride)  # validates window / stride
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SegmentHeadConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SegmentHeadConfig fields {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass
@@ -203,7 +191,7 @@ class Segmenter(nn.Module):
 
         meta, enc_cfg = read_task_checkpoint(directory, TASK)
         try:
-            head = SegmentHeadConfig.from_dict(meta["head"])
+            head = SegmentHeadConfig(**meta["head"])  # unknown fields: TypeError
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{Path(directory) / (TASK + '.json')}: bad head config ({exc})") from exc
         model = cls(ActBERTModel(enc_cfg), head)
@@ -393,15 +381,10 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-subset", default="training")
     g.add_argument("--num-classes", type=int, default=None,
                    help="steps + 1 (default: largest step id of the taxonomy, else of the json, + 1)")
-    g.add_argument("--window", type=int, default=32)
-    g.add_argument("--stride", type=int, default=16)
-    g.add_argument("--max-regions", type=int, default=32)
-    g.add_argument("--epochs", type=int, default=5)
-    g.add_argument("--max-steps", type=int, default=None)
-    g.add_argument("--train-batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--encoder-lr", type=float, default=5e-5)
-    g.add_argument("--background-weight", type=float, default=1.0)
+    for flag, typ, default in (("--window", int, 32), ("--stride", int, 16), ("--max-regions", int, 32),
+                               ("--epochs", int, 5), ("--max-steps", int, None), ("--train-batch-size", int, 16),
+                               ("--lr", float, 1e-3), ("--encoder-lr", float, 5e-5), ("--background-weight", float, 1.0)):
+        g.add_argument(flag, type=typ, default=default)
     g.add_argument("--freeze-encoder", action="store_true")
     g.add_argument("--seed", type=int, default=0)
 
