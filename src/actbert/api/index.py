@@ -253,7 +253,7 @@ class ClipIndex:
                 "that built it, or rebuild the index with this one.")
 
     # -- first stage -----------------------------------------------------------------------------------
-    def search(self, query_emb: np.ndarray, k: int, backend: str = "exact", block_rows: int = 65536
+    def search(self, query_emb: np.ndarray, k: int, backend: str = "exact", block_rows: int = 8192
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` `(scores [Q, k], rows [Q, k])` by inner product; see `actbert.api.vector_search`."""
         if backend not in BACKENDS:

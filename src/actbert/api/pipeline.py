@@ -128,6 +128,9 @@ class Pipeline:
         from actbert.tasks import scoring as S
 
         out, source = Path(out), Path(source)
+        if (out / "index.json").exists() and not overwrite:  # before a possibly long extraction, not after
+            raise FileExistsError(f"{out} already holds an index; pass overwrite=True (--overwrite) to rebuild it "
+                                  "(an extracted store/ inside it is kept)")
         stride = float(stride or clip_seconds)
         info: dict = {"clip_seconds": float(clip_seconds), "stride": stride, "source": str(source.resolve())}
         if (source / "shards").is_dir():
@@ -265,7 +268,8 @@ class Pipeline:
     def _paths(idx: ClipIndex, vids: set[str]) -> dict[str, str]:
         try:
             store = idx.store()
-            return {v: store.read(v, ())["_entry"].get("extra", {}).get("path") for v in vids if v in store}
+            # one small field: read() with no field list would load every array of the video
+            return {v: store.read(v, ("frame_times",))["_entry"].get("extra", {}).get("path") for v in vids if v in store}
         except (OSError, KeyError):
             return {}
 

@@ -3,8 +3,10 @@
 Two backends, same answer (up to float rounding):
 
 * ``exact`` (default) streams the embedding chunks (``.npy`` memory maps, float16 or float32) and multiplies
-  them block by block, keeping a running top-k per query. Memory is one block of ``block_rows`` rows in
-  float32 plus the top-k lists, whatever the number of indexed clips.
+  them block by block, keeping a running top-k per query. Memory is two blocks of ``block_rows`` rows in
+  float32 (the one being scored and the next) plus the top-k lists, whatever the number of indexed clips.
+  Float32 chunks are multiplied straight from the memory map; float16 chunks are converted block by block,
+  which costs more than the product itself (numpy's float16 conversion is scalar code).
 * ``faiss`` loads every chunk into a ``faiss.IndexFlatIP`` once (float32, N x D x 4 bytes in RAM) and
   searches it with faiss' BLAS kernels. It is exact too (flat index); it pays off when many queries hit
   the same index in one process. It needs ``faiss-cpu``.
@@ -31,10 +33,12 @@ def faiss_available() -> bool:
     return True
 
 
-def stream_chunks(paths: Sequence[str | Path], block_rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+def stream_chunks(paths: Sequence[str | Path], block_rows: int = 8192) -> Iterator[tuple[int, np.ndarray]]:
     """`(first global row, float32 block)` over the chunk files in order, at most `block_rows` rows a block.
 
-    The chunks are opened as memory maps, so only the rows of the current block are read into memory.
+    The chunks are opened as memory maps, so only the rows of the current block are read into memory
+    (a float32 chunk's block is a view of the map: no copy). 8192 rows keep a float32 block (8 MiB at
+    D = 256) in cache, which measured faster than larger blocks for the float16 conversion.
     """
     offset = 0
     for p in paths:
@@ -89,7 +93,7 @@ def exact_topk(queries: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]], k:
 class FaissSearcher:
     """An exact `faiss.IndexFlatIP` over every chunk (built once, kept for repeated queries)."""
 
-    def __init__(self, paths: Sequence[str | Path], dim: int, block_rows: int = 65536):
+    def __init__(self, paths: Sequence[str | Path], dim: int, block_rows: int = 8192):
         try:
             import faiss
         except ImportError:
