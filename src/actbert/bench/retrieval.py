@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", type=int, nargs="+", default=[10, 50])
     p.add_argument("--train-steps", type=int, default=300, help="fine-tuning steps of the tiny model first")
     p.add_argument("--train-clips", type=int, default=512)
+    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--base-n", type=int, default=0, help="also time the untrained base preset at this N (0: skip)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     model = ActBERTForPretraining(get_preset("tiny", vocab_size=len(tok), **dims))
     t0 = time.perf_counter()
     train, store = synthetic_clips(args.train_clips, args.seed + 10_000, 64, 64, protos)
-    hist = R.finetune_retrieval(model, tok, train, store, batch_size=32, lr=5e-4, hard_negatives=2,
+    hist = R.finetune_retrieval(model, tok, train, store, batch_size=32, lr=args.lr, hard_negatives=2,
                                 contrastive_weight=1.0, max_steps=args.train_steps, seed=args.seed, progress=True)
     train_s = time.perf_counter() - t0
     rows = bench_sizes(model, tok, args.sizes, args.naive_max, args.ks, args.batch_size, protos, args.seed, "tiny")
