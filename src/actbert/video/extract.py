@@ -245,8 +245,9 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
                 summary.failed.append((vid, exc.path, exc.reason))
                 writer.record_failure(vid, exc.path, exc.reason)
                 log.warning("skipping %s", exc)
-        bar = tqdm(total=round(sum(d for *_, d in todo), 1), desc=f"extract {summary.part}", unit="video-s",
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=sum(d for *_, d in todo), desc=f"extract {summary.part}", unit="video-s",
+                   disable=not progress, dynamic_ncols=True,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} video-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
         for vid, p, size, header_duration in todo:
             shown = [0.0]  # video seconds of this video already added to the bar
 
