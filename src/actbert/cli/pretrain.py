@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
         from actbert.training.distributed import free_port
 
-        mp.spawn(_worker, args=(args.nproc, free_port(), args), nprocs=args.nproc, join=True)
+        try:
+            mp.spawn(_worker, args=(args.nproc, free_port(), args), nprocs=args.nproc, join=True)
+        except mp.ProcessExitedException as exc:  # a rank exited with an error it already printed
+            print(f"error: pre-training process {exc.error_index} exited with code {exc.exit_code}", file=sys.stderr)
+            return exc.exit_code if exc.exit_code in (2, 3) else 1
         return 0
     return _run_one(args, quiet=args.quiet or int(os.environ.get("RANK", 0)) != 0)
 
