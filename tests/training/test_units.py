@@ -88,3 +88,15 @@ def test_checkpoint_keep_and_optimizer_round_trip(tmp_path):
     for i in s1["state"]:
         for k in s1["state"][i]:
             assert torch.equal(s1["state"][i][k], s2["state"][i][k])
+
+
+def test_bench_pretrain_smoke(tmp_path):
+    import json
+
+    from actbert.bench.pretrain import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--presets", "tiny", "--steps", "3", "--batch-size", "4", "--precisions", "fp32", "--workers", "0",
+                 "--threads", "1", "--videos", "4", "--seconds", "20", "--no-ddp", "--json", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["samples_per_s"] > 0 and 0 <= run["data_time_share"] < 1 and run["steps_timed"] == 1
