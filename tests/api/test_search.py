@@ -54,7 +54,7 @@ def test_rerank_is_the_full_models_own_ranking(built):
     expect = [clips[j] for j in np.argsort(-full, kind="stable")]
     assert [(h.video, h.start, h.end) for h in hits] == expect
     np.testing.assert_allclose([h.score for h in hits], np.sort(full)[::-1], atol=1e-5)
-    by_clip = {c: cos[j] for j, c in enumerate(clips)}  # float16 storage: about 3 decimal digits
+    by_clip = {c: cos[j] for j, c in enumerate(clips)}  # batch composition changes the last bits
     np.testing.assert_allclose([h.first_stage_score for h in hits], [by_clip[(h.video, h.start, h.end)]
                                                                      for h in hits], atol=2e-3)
     # a shallower re-rank keeps the first stage's candidates, re-ordered by the full model
@@ -66,6 +66,8 @@ def test_rerank_is_the_full_models_own_ranking(built):
 def test_chunked_streaming_equals_one_chunk_and_faiss(built, tmp_path):
     pipe, idx = built
     one = pipe.index(idx.store_path, out=tmp_path / "one", chunk_rows=10_000, progress=False)
+    f16 = pipe.index(idx.store_path, out=tmp_path / "f16", dtype="float16", progress=False)
+    assert np.load(f16.emb_paths()[0]).dtype == np.float16 and np.load(one.emb_paths()[0]).dtype == np.float32
     assert len(one.chunks) == 1 and len(idx.chunks) == 3
     q = np.random.default_rng(0).standard_normal((2, idx.dim)).astype(np.float32)
     ref = one.search(q, 9, block_rows=1 << 16)
@@ -78,6 +80,9 @@ def test_chunked_streaming_equals_one_chunk_and_faiss(built, tmp_path):
         b = pipe.search(q, top_k=7, rerank=4, index=one)
         assert [(h.video, h.start) for h in a] == [(h.video, h.start) for h in b]
         np.testing.assert_allclose([h.first_stage_score for h in a], [h.first_stage_score for h in b], atol=1e-6)
+        half = pipe.search(q, top_k=7, rerank=0, index=f16)  # float16 storage: about 3 decimal digits
+        np.testing.assert_allclose([h.first_stage_score for h in half],
+                                   [h.first_stage_score for h in pipe.search(q, top_k=7, rerank=0, index=idx)], atol=2e-3)
         if faiss_available():
             f = pipe.search(q, top_k=7, rerank=4, index=idx, backend="faiss")
             assert [(h.video, h.start) for h in f] == [(h.video, h.start) for h in a]

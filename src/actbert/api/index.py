@@ -6,7 +6,7 @@ Layout of an index folder::
                         the store it reads, clip length / stride, dims, and the chunk list; written LAST,
                         so a folder without it is an unfinished build
     videos.json         video ids in index order (clip metadata refers to them by position)
-    emb-00000.npy       [rows, D] L2-normalised contrastive video embeddings (float16 by default)
+    emb-00000.npy       [rows, D] L2-normalised contrastive video embeddings (float32, or float16)
     clips-00000.npy     [rows] (video int32, start float32, end float32), row-aligned with emb-00000.npy
     store/              the feature store, when the index was built from raw videos
 

@@ -117,11 +117,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------- indexing
     def index(self, source: str | Path, out: str | Path, clip_seconds: float = 8.0, stride: float | None = None,
-              batch_size: int | None = None, chunk_rows: int = 32768, dtype: str = "float16",
+              batch_size: int | None = None, chunk_rows: int = 32768, dtype: str = "float32",
               overwrite: bool = False, progress: bool = True) -> ClipIndex:
         """Index every video of `source` (a feature store, or videos: a folder, list file or one file) as clips
         of `clip_seconds` every `stride` s (default: no overlap) into the folder `out`; returns the index
-        (also the one `search` uses from now on). Raw videos are extracted into `out/store` (resumable)."""
+        (also the one `search` uses from now on). Raw videos are extracted into `out/store` (resumable).
+        `dtype="float16"` halves the embedding files but makes exact search ~4x slower (docs/performance/search.md)."""
         from tqdm.auto import tqdm
 
         from actbert.data.store import FeatureStore
