@@ -58,3 +58,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def limit_heap_fragmentation(threshold: int = 128 * 1024) -> bool:
+    """Make glibc return freed tensor memory to the OS (allocations >= threshold use mmap).
+
+    glibc raises its mmap threshold dynamically up to 32 MiB, so the gradients and activations freed at
+    every step stay in the heap and fragment it: the `base` training step peaked at 4.13 GiB RSS with
+    the default and 3.82 GiB with a fixed 128 KiB threshold (measured, docs/performance.md).
+    Returns False where this is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, threshold)) and bool(libc.mallopt(m_trim_threshold, threshold))
+    except (OSError, AttributeError):
+        return False
