@@ -89,4 +89,5 @@ def load_pretrained(cls, directory: str | Path, **config_overrides: Any):
     model = cls(config)
     load_state_checked(model, read_weights(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
     model.eval()
+    model.source_dir = str(directory)  # so a Pipeline built from the object finds vocab.txt beside it
     return model
