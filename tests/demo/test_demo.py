@@ -1,0 +1,101 @@
+"""The demo end to end: `run_demo(quick=True)` once (the suite's one slow smoke test), then checks of
+what it wrote, of the stage cache (a rerun is fast and gives identical results) and of the CLI.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import pytest
+
+from actbert.demo import run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+TASKS = {"zero_shot_retrieval", "zero_shot_qa", "zero_shot_localization", "masked_action", "finetuned_retrieval",
+         "captioning", "segmentation"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    t0 = time.perf_counter()
+    result = run_demo(out, quick=True, seed=0, progress=False)
+    return out, result, time.perf_counter() - t0
+
+
+def test_report_results_and_plots_exist(demo):
+    out, result, _ = demo
+    assert result.report == out / "report.md" and result.report.is_file()
+    assert result.results_json == out / "results.json"
+    data = json.loads(result.results_json.read_text())
+    assert data["preset"] == "quick" and data["seed"] == 0
+    for name in ("pretrain_curves", "retrieval_ranks", "segmentation_timeline", "attention"):
+        p = out / data["plots"][name]
+        assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    text = result.report.read_text()
+    for words in ("Targets (issue 7)", "no_pretrain", "chance", "Stage timings", "Quick preset"):
+        assert words in text
+
+
+def test_every_task_has_a_metric_and_a_chance_level(demo):
+    data = json.loads(demo[1].results_json.read_text())
+    assert set(data["tasks"]) == TASKS
+    for name, t in data["tasks"].items():
+        assert t["metric"], name
+        assert t["chance"] is not None and math.isfinite(t["chance"]), name
+        assert {"actbert", "no_pretrain"} <= set(t["values"]), name
+        assert all(v is not None and math.isfinite(v) for v in t["values"].values()), name
+    zs = data["tasks"]["zero_shot_retrieval"]["values"]
+    assert {"kv_add", "no_action", "no_region"} <= set(zs)  # ablations on the zero-shot tasks
+    assert data["tasks"]["zero_shot_qa"]["chance"] == pytest.approx(20.0)
+
+
+def test_targets_are_judged_plainly(demo):
+    data = json.loads(demo[1].results_json.read_text())
+    assert len(data["targets"]) == 5
+    report = demo[1].report.read_text()
+    for t in data["targets"]:
+        assert isinstance(t["met"], bool) and t["detail"]
+        assert t["target"] in report
+
+
+def test_evaluation_is_on_test_videos_only(demo):
+    out = demo[0]
+    from actbert.world import load_world
+
+    world = load_world(out / "world")
+    train, test = set(world.split("train")), set(world.split("test"))
+    narration = json.loads((out / "data" / "narration_train.json").read_text())
+    assert set(narration) == train  # pre-training never sees a test video's narration
+    data = json.loads(demo[1].results_json.read_text())
+    assert data["attention"]["video_id"] in test
+    seg = json.loads((out / "stages" / "finetune_actbert.json").read_text())["result"]["segmentation"]
+    assert set(seg["predictions"]) <= test
+
+
+def test_rerun_is_cached_fast_and_identical(demo):
+    out, first, first_s = demo
+    t0 = time.perf_counter()
+    second = run_demo(out, quick=True, seed=0, progress=False)
+    took = time.perf_counter() - t0
+    assert all(r.cached for r in second.timings), [r.name for r in second.timings if not r.cached]
+    assert took < max(0.5 * first_s, 5.0), (took, first_s)
+    a, b = json.loads(first.results_json.read_text()), second.results
+    assert json.loads(second.results_json.read_text())["tasks"] == a["tasks"]
+    assert b["zero_shot"]["actbert"]["retrieval"]["t2v"] == first.results["zero_shot"]["actbert"]["retrieval"]["t2v"]
+
+
+def test_cli_flags_have_help():
+    from actbert.cli import demo as cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    flags = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert set(flags) == {"quick", "out", "seed", "no_progress", "force"}
+    assert all(a.help for a in flags.values())
+    args = parser.parse_args([])
+    assert args.out == "demo_out" and args.seed == 0 and not args.quick
+    assert cli.DESCRIPTION
