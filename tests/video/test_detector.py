@@ -205,6 +205,11 @@ def test_read_coco_bad_items(tmp_path, shapes):
     bad.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="90005"):
         read_coco(bad)
+    data["annotations"] = []
+    bad.write_text(json.dumps(data))
+    from actbert.video.detector_train import train_detector
+    with pytest.raises(ValueError, match="bad.json.*no usable boxes"):
+        train_detector(bad, tmp_path / "never", epochs=1, progress=False)
 
 
 def test_cli_train_detector(tmp_path, capsys):

@@ -27,7 +27,7 @@ from torchvision.models import detection as tvd
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import resize_boxes
-from torchvision.ops import MultiScaleRoIAlign, box_iou, nms
+from torchvision.ops import MultiScaleRoIAlign, nms
 
 __all__ = [
     "BACKBONES", "BackboneSpec", "FrameRegions", "RegionExtractor", "box_location5", "build_detector",
@@ -395,8 +395,3 @@ def load_region_extractor(directory: str | os.PathLike, top_k: int | None = None
                            nms_thresh=cfg.get("nms_thresh", 0.5) if nms_thresh is None else nms_thresh,
                            class_names=cfg.get("class_names"), backbone=backbone)
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two [N, 4] / [M, 4] x1y1x2y2 arrays (numpy in, numpy out)."""
-    return box_iou(torch.as_tensor(a, dtype=torch.float32).reshape(-1, 4),
-                   torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4)).numpy()

@@ -119,6 +119,15 @@ def read_coco(json_path: str | Path) -> CocoSet:
     return CocoSet(path, images, names, [c["id"] for c in cats], skipped)
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of [N, 4] and [M, 4] x1y1x2y2 boxes."""
+    import torch
+    from torchvision.ops import box_iou
+
+    return box_iou(torch.as_tensor(a, dtype=torch.float32).reshape(-1, 4),
+                   torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4)).numpy()
+
+
 def average_precision(scores: Sequence[float], is_tp: Sequence[bool], num_gt: int) -> float:
     """All-point interpolated AP (VOC 2010+): area under the precision envelope over recall.
 
@@ -151,8 +160,6 @@ def evaluate_detections(predictions: Sequence[dict], ground_truth: Sequence[Coco
     operating point; recall over all low-score detections would be near 1 and say little).
     mAP averages the classes that have ground truth.
     """
-    from actbert.video.detector import iou_matrix
-
     if len(predictions) != len(ground_truth):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truth)} images")
     per_class = {c: {"scores": [], "tp": [], "num_gt": 0, "found": 0} for c in range(1, len(class_names))}

@@ -121,6 +121,8 @@ def train_detector(coco_json: str | os.PathLike, out_dir: str | os.PathLike, bac
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     lr = DEFAULT_LR[optimizer][weights is not None] if lr is None else float(lr)
     data = read_coco(coco_json)
+    if not any(len(im.boxes) for im in data.images):
+        raise ValueError(f"annotation file {data.source} has no usable boxes to train on (skipped: {dict(data.skipped)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
