@@ -78,8 +78,10 @@ def test_resolve_checkpoint_of_a_run(world, tmp_path):
         resolve_checkpoint(tmp_path / "nothing")
     from actbert.model import ActBERTForPretraining
 
-    with pytest.raises(FileNotFoundError, match="pass tokenizer="):  # an in-memory model has no vocab.txt
-        actbert.Pipeline(ActBERTForPretraining.from_pretrained(world[0]))
+    loaded = ActBERTForPretraining.from_pretrained(world[0])
+    assert actbert.Pipeline(loaded).tokenizer is not None  # a loaded model remembers its folder's vocab.txt
+    with pytest.raises(FileNotFoundError, match="pass tokenizer="):  # a model built in memory has none
+        actbert.Pipeline(ActBERTForPretraining(loaded.config))
 
 
 def _python_blocks(md: str) -> list[str]:

@@ -23,6 +23,7 @@ import torch
 
 from .asr import AsrConfig, AsrReport, Line, clean_lines
 from .store import FeatureStore, ShardCorruptError, VideoFeatures
+from .windows import region_location, select_window
 
 __all__ = ["ClipSample", "CorpusConfig", "NarratedCorpus", "StreamingCorpus", "split_of"]
 IGNORE = -100
@@ -205,36 +206,18 @@ class NarratedCorpus(torch.utils.data.Dataset):
     def _select(self, info: dict, start: float, end: float) -> dict:
         """Clip indices, key frames and (frame, box) pairs of a window; counts what is empty."""
         cfg, c = self.config, self._counts
-        at = info["action_times"]
-        clips = np.flatnonzero((at[:, 1] > start) & (at[:, 0] < end)) if len(at) else np.zeros(0, np.int64)
-        if len(clips) > cfg.max_actions:
-            c["windows_actions_subsampled"] += 1
-            clips = clips[np.unique(np.linspace(0, len(clips) - 1, cfg.max_actions).round().astype(np.int64))]
-        if not len(clips):
+        sel = select_window(info["action_times"], info["frame_times"], info["region_valid"], info["region_score"],
+                            start, end, cfg.max_actions, cfg.max_regions, nearest_frame_s=cfg.nearest_frame_s,
+                            region_select=cfg.region_select)
+        c["windows_actions_subsampled"] += int(sel.clips_subsampled)
+        c["windows_regions_from_nearest_frame"] += int(sel.frame_from_nearest)
+        if not len(sel.clips):
             c["windows_without_clips"] += 1
-        ft = info["frame_times"]
-        frames = np.flatnonzero((ft >= start) & (ft <= end))
-        if not len(frames) and len(ft):
-            near = int(np.abs(ft - (start + end) / 2).argmin())
-            if min(abs(ft[near] - start), abs(ft[near] - end)) <= cfg.nearest_frame_s:
-                frames = np.array([near])
-                c["windows_regions_from_nearest_frame"] += 1
-        valid = info["region_valid"][frames]
-        fi, bi = np.nonzero(valid)
-        score = info["region_score"][frames][fi, bi]
-        if cfg.region_select == "balanced":  # rank of each box within its frame: every frame's best first
-            order = np.lexsort((-score, fi))
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order)) - np.searchsorted(fi[order], fi[order])
-            keep = np.lexsort((-score, rank))[: cfg.max_regions]
-        else:
-            keep = np.argsort(-score, kind="stable")[: cfg.max_regions]
-        keep = keep[np.lexsort((-score[keep], fi[keep]))]  # time order, best first within a frame
-        if not len(keep):
+        if not len(sel.boxes):
             c["windows_without_regions"] += 1
-        c["clips_selected"] += len(clips)
-        c["clips_without_label"] += int((info["clip_labels"][clips] == IGNORE).sum())
-        return {"clips": clips, "frames": frames, "fi": fi[keep], "bi": bi[keep]}
+        c["clips_selected"] += len(sel.clips)
+        c["clips_without_label"] += int((info["clip_labels"][sel.clips] == IGNORE).sum())
+        return {"clips": sel.clips, "frames": sel.frames, "fi": sel.frame_pos, "bi": sel.boxes}
 
     def _sample(self, vid: str, start: float, end: float, text: str, source: VideoFeatures | None) -> ClipSample:
         info = self._video_info(vid, source)
@@ -248,13 +231,9 @@ class NarratedCorpus(torch.utils.data.Dataset):
             cls = self._rows_of(vid, "region_cls", frames[fi], bi)
         cls = cls.astype(np.float32)
         cls /= np.maximum(cls.sum(-1, keepdims=True), 1e-12)  # float16 storage leaves sums of 1 +- 1e-3
-        h, w = info["image_size"]
-        box = info["region_boxes"][frames][fi, bi] / np.array([w, h, w, h], np.float32) if len(fi) else np.zeros((0, 4), np.float32)
-        box = np.clip(box, 0.0, 1.0)
-        area = np.clip(box[:, 2] - box[:, 0], 0, None) * np.clip(box[:, 3] - box[:, 1], 0, None)
+        loc = region_location(info["region_boxes"][frames][fi, bi], info["image_size"])
         return ClipSample(vid, float(start), float(end), text, action.astype(np.float32),
-                          info["clip_labels"][clips].astype(np.int64), region.astype(np.float32),
-                          np.concatenate([box, area[:, None]], 1).astype(np.float32), cls,
+                          info["clip_labels"][clips].astype(np.int64), region.astype(np.float32), loc, cls,
                           fi.astype(np.int64))
 
     def _rows_of(self, vid: str, fld: str, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:

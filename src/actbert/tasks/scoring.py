@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from actbert.data.windows import region_location, select_window
+
 __all__ = [
     "Clip", "window_inputs", "collate_windows", "encode_texts", "encode_windows", "score_pairs",
     "score_matrix", "naive_score_pairs", "tokenize", "load_model", "load_tokenizer", "add_common_arguments",
@@ -45,73 +47,26 @@ class Clip:
 
 
 # --- video windows -> model inputs -------------------------------------------------------------------------
-def _spread(n: int, k: int) -> np.ndarray:
-    """`k` indices spread evenly over `range(n)` (all of them when n <= k), increasing."""
-    if n <= k:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(np.int64))
-
-
 def window_inputs(video, start: float | None, end: float | None, max_actions: int, max_regions: int,
                   max_frames: int = 64) -> dict[str, np.ndarray]:
-    """Action and region tokens of `video` (a `VideoFeatures`) inside `[start, end)` seconds.
-
-    Actions: the clips overlapping the window, in time order, spread evenly down to `max_actions`.
-    Regions: the key frames inside the window (down to `max_frames`), then boxes taken round-robin over
-    the frames by detection score (best box of every frame first) so that every frame is represented
-    before any frame gets a second box, up to `max_regions`. A window that contains no clip / frame
-    falls back to the nearest one: a second-long window between two clips still sees the video.
-    Clip overlap, end-inclusive frames, the balanced box order and `region_loc` follow
-    `actbert.data.corpus` (pre-training windows), which has no public per-window function to call; it
-    differs in the nearest-clip / nearest-frame fallbacks (the corpus allows empty streams).
-    """
+    """Action and region tokens of `video` (a `VideoFeatures`) inside `[start, end)` seconds (None: the
+    whole video), selected exactly as the pre-training corpus selects them (`actbert.data.windows`), except
+    that a window containing no clip / key frame falls back to the nearest one: a one-second window
+    between two clips still sees the video."""
     vid = video.video_id
     s = 0.0 if start is None else float(start)
     e = float(video.duration) if end is None else float(end)
     if e < s:
         raise ValueError(f"video {vid!r}: window end {e} is before its start {s}")
-    times = np.asarray(video.action_times, dtype=np.float64).reshape(-1, 2)
-    if len(times):
-        act = np.flatnonzero((times[:, 0] < max(e, s + 1e-6)) & (times[:, 1] > s))
-        if act.size == 0:  # nearest clip centre to the window centre
-            act = np.array([int(np.argmin(np.abs(times.mean(1) - (s + e) / 2)))])
-        act = act[_spread(act.size, max_actions)]
-    else:
-        act = np.zeros(0, dtype=np.int64)
-    action = np.asarray(video.action, dtype=np.float32)[act]
-
-    ft = np.asarray(video.frame_times, dtype=np.float64)
-    if len(ft):
-        frames = np.flatnonzero((ft >= s) & (ft <= e))  # end inclusive, as the pre-training corpus
-        if frames.size == 0:
-            frames = np.array([int(np.argmin(np.abs(ft - (s + e) / 2)))])
-        frames = frames[_spread(frames.size, min(max_frames, max(max_regions, 1)))]
-    else:
-        frames = np.zeros(0, dtype=np.int64)
-    picks: list[tuple[int, int]] = []  # (frame position in the window, box)
-    order = []
-    for fi, f in enumerate(frames):
-        valid = np.flatnonzero(np.asarray(video.region_valid[f], dtype=bool))
-        order.append(valid[np.argsort(-np.asarray(video.region_score[f])[valid], kind="stable")])
-    rank = 0
-    while len(picks) < max_regions and any(rank < len(o) for o in order):
-        for fi, o in enumerate(order):
-            if rank < len(o) and len(picks) < max_regions:
-                picks.append((fi, int(o[rank])))
-        rank += 1
-    picks.sort()  # frame order, then box index: a stable layout
-    H, W = (float(x) for x in video.image_size)
-    region = np.zeros((len(picks), video.region.shape[2]), dtype=np.float32)
-    loc = np.zeros((len(picks), 5), dtype=np.float32)
-    frame_idx = np.zeros(len(picks), dtype=np.int64)
-    for n, (fi, b) in enumerate(picks):
-        f = frames[fi]
-        region[n] = video.region[f, b]
-        # normalised and clipped to the image, area of the clipped box: the corpus's region_loc exactly
-        x1, y1, x2, y2 = np.clip(np.asarray(video.region_boxes[f, b], np.float64) / [W, H, W, H], 0.0, 1.0)
-        loc[n] = [x1, y1, x2, y2, max(x2 - x1, 0.0) * max(y2 - y1, 0.0)]
-        frame_idx[n] = fi
-    return {"action": action, "region": region, "region_loc": loc, "region_frame": frame_idx}
+    sel = select_window(video.action_times, video.frame_times, video.region_valid, video.region_score, s, e,
+                        max_actions, max_regions, max_frames=max_frames, nearest_clip=True)
+    frames = sel.frames[sel.frame_pos]
+    return {
+        "action": np.asarray(video.action, dtype=np.float32)[sel.clips],
+        "region": np.asarray(video.region, dtype=np.float32)[frames, sel.boxes],
+        "region_loc": region_location(np.asarray(video.region_boxes)[frames, sel.boxes], video.image_size),
+        "region_frame": sel.frame_pos,
+    }
 
 
 def windows_for(store, windows: Sequence[tuple[str, float | None, float | None]], config,
