@@ -95,7 +95,16 @@ class WordPieceTokenizer:
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
                                             special_tokens=list(SPECIAL_TOKENS), continuing_subword_prefix="##")
         tok.train_from_iterator(texts, trainer=trainer)
-        return cls(tok, lowercase, "trained")
+        # The trainer numbers its pieces in hash-map order, which changes from process to process: two runs
+        # on the same texts gave the same pieces under different ids (different embeddings and losses for
+        # one seed). Re-number them: specials first, then the pieces sorted. The trained model is rebuilt
+        # from that vocabulary, so it encodes exactly as `from_vocab` of the saved vocab.txt will (greedy
+        # longest match). Ties between merge candidates can still change the piece set itself from run to
+        # run; callers that need bit-for-bit reruns pass their own vocab.txt (the demo does).
+        vocab = tok.get_vocab(with_added_tokens=True)
+        order = [t for t in SPECIAL_TOKENS if t in vocab] + sorted(t for t in vocab if t not in SPECIAL_TOKENS)
+        model = models.WordPiece({t: i for i, t in enumerate(order)}, unk_token="[UNK]", max_input_chars_per_word=100)
+        return cls(_bert_pipeline(model, lowercase), lowercase, "trained")
 
     def save(self, directory: str | Path) -> Path:
         """Write `vocab.txt` (ids in order) and a `tokenizer_config.json` with the case setting."""

@@ -29,10 +29,10 @@ class DemoConfig:
     # --- world ---
     world_preset: str = "default"
     # --- verb vocabulary (spaCy over the TRAIN narration) ---
-    vocab_top_k: int = 30
+    vocab_top_k: int = 12            # the 12 most frequent verbs: ~16 labelled windows per class at least
     vocab_min_count: int = 3          # a verb said fewer times cannot be learnt from a few dozen videos
     # --- action network (tiny3d) ---
-    action_epochs: int = 6
+    action_epochs: int = 30          # ~150 labelled training windows: many passes, each a new random clip
     action_batch: int = 16
     action_lr: float = 3e-3
     action_resize: int = 56           # smaller than tiny3d's 72/64: the world's motions survive 48 px
@@ -46,15 +46,15 @@ class DemoConfig:
     # --- extraction ---
     keyframe_every_s: float = 2.0         # detector cost dominates extraction; steps last >= 3 s
     # --- pre-training (each variant) ---
-    pretrain_steps: int = 150
+    pretrain_steps: int = 400
     pretrain_batch: int = 32          # a tiny step is overhead-bound: a bigger batch costs little more time
     pretrain_lr: float = 1e-3
-    pretrain_warmup: int = 15
+    pretrain_warmup: int = 40
     variants: tuple[str, ...] = ("actbert", "kv_add", "no_action", "no_region")
     # --- downstream fine-tuning (pre-trained vs no pre-training only, to fit the budget) ---
-    ft_retrieval_steps: int = 60
-    ft_caption_steps: int = 80
-    ft_segment_steps: int = 60
+    ft_retrieval_steps: int = 150
+    ft_caption_steps: int = 300
+    ft_segment_steps: int = 200
     ft_batch: int = 16
     caption_meteor: bool = False          # METEOR starts a Java process (~8 s a call); BLEU/ROUGE/CIDEr suffice
     masked_eval_batches: int = 8          # batches of TEST narration windows for masked-action accuracy

@@ -175,12 +175,36 @@ def extract(out: Path, cfg: DemoConfig, progress: bool) -> dict:
             "timing": {k: round(v, 2) for k, v in s.timings.items()}}
 
 
+def write_word_vocab(texts: list[str], directory: Path) -> Path:
+    """A deterministic WordPiece vocab.txt: every word of the TRAIN narration + single characters.
+
+    Why not `WordPieceTokenizer.train`: Hugging Face's trainer breaks ties between merge candidates in
+    hash-map order, so two runs on the same texts can give different pieces, and the demo promises the
+    same numbers for the same seed. Whole words (the world's narration has a few hundred) plus every
+    character alone and as a `##` continuation make a valid WordPiece vocabulary: any word encodes.
+    """
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    from actbert.data.tokenizer import SPECIAL_TOKENS
+
+    pre = BertPreTokenizer()
+    words = {w for t in texts for w, _ in pre.pre_tokenize_str(t.lower())}
+    chars = {c for w in words for c in w}
+    pieces = sorted(words | chars | {"##" + c for c in chars})
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("".join(t + "\n" for t in [*SPECIAL_TOKENS, *pieces]), encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}\n')
+    return directory
+
+
 def corpus_run(out: Path, seed: int):
-    """Store + TRAIN narration + vocab -> corpus, tokenizer (WordPiece on train captions), tiny model config."""
+    """Store + TRAIN narration + vocab -> corpus, tokenizer (words of the train narration), tiny model config."""
     from actbert.training.data import build_corpus_run
 
+    captions = json.loads((out / "data" / "narration_train.json").read_text())
+    tok_dir = write_word_vocab([t for c in captions.values() for t in c["text"]], out / "data" / "tokenizer")
     return build_corpus_run(out / "store", out / "data" / "narration_train.json", out / "data" / "vocab.json",
-                            "tiny", seed=seed, val_fraction=0.1)
+                            "tiny", seed=seed, val_fraction=0.1, tokenizer_dir=str(tok_dir))
 
 
 def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, progress: bool) -> dict:
