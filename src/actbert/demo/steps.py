@@ -213,7 +213,8 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, p
     from actbert.training.pretrain import pretrain
     from actbert.training.data import default_collator
 
-    model_config = run.model_config.replace(**VARIANTS[variant])
+    weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive}
+    model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
                      warmup=cfg.pretrain_warmup, eval_every=max(1, cfg.pretrain_steps // 2), save_every=0, keep=1,
                      log_every=max(1, cfg.pretrain_steps // 40), seed=seed, eval_batches=4, eval_retrieval=32,
@@ -264,7 +265,8 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
             lazy["run"] = corpus_run(out, seed)
         return lazy["run"]
 
-    pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup")}
+    pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
+                                        "pretrain_contrastive")}
     res["pretrain"] = {}
     for v in cfg.variants:
         res["pretrain"][v] = stages.run(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
