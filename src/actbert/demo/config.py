@@ -41,7 +41,7 @@ class DemoConfig:
     detector_epochs: int = 6
     detector_batch: int = 8
     detector_optimizer: str = "adamw"
-    detector_max_seconds: float = 100.0   # hard time budget (the loop stops after the current step)
+    detector_max_seconds: float = 60.0    # hard time budget (the loop stops after the current step)
     detector_top_k: int = 6               # boxes kept per key frame (the world shows 4-8 objects)
     # --- extraction ---
     keyframe_every_s: float = 2.0         # detector cost dominates extraction; steps last >= 3 s
