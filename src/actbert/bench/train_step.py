@@ -120,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="fp32, or bf16 autocast")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--heap-threshold", type=int, default=None, metavar="BYTES",
+                        help="glibc mmap threshold to apply (memory vs speed, docs/performance.md); `actbert` "
+                             "commands already apply 524288; `python -m actbert.bench.train_step` keeps glibc's default")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
 
 
@@ -127,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="actbert bench train-step", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.heap_threshold:
+        from actbert.utils import limit_heap_fragmentation
+
+        limit_heap_fragmentation(args.heap_threshold)
     result = run(args.preset, args.batch, args.steps, args.warmup, args.precision, args.threads)
     if args.json:
         print(json.dumps(result))
