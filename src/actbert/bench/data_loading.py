@@ -79,13 +79,13 @@ def measure(loader, max_batches: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="actbert bench data", description=__doc__.splitlines()[0])
-    ap.add_argument("--videos", type=int, default=48)
+    ap.add_argument("--videos", type=int, default=48, help="synthetic videos in the store")
     ap.add_argument("--seconds", type=int, default=60, help="length of each synthetic video")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--batch-size", type=int, default=32, help="samples per batch")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts to compare")
     ap.add_argument("--batches", type=int, default=12, help="batches timed per configuration (after the first)")
-    ap.add_argument("--no-masking", action="store_true")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-masking", action="store_true", help="time the collator without pre-training masking")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
     import torch
 

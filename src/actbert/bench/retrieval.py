@@ -114,16 +114,16 @@ def to_markdown(rows: list[dict], ks) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="actbert bench retrieval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
+    p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400], help="numbers of clips N to time")
     p.add_argument("--naive-max", type=int, default=200, help="largest N timed naively (N² full passes)")
-    p.add_argument("--ks", type=int, nargs="+", default=[10, 50])
+    p.add_argument("--ks", type=int, nargs="+", default=[10, 50], help="two-stage re-ranking depths k")
     p.add_argument("--train-steps", type=int, default=200, help="fine-tuning steps of the tiny model first")
-    p.add_argument("--train-clips", type=int, default=512)
+    p.add_argument("--train-clips", type=int, default=512, help="synthetic clips the tiny model is fine-tuned on first")
     p.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, help="pairs per fused batch")
     p.add_argument("--base-n", type=int, default=0, help="also time the untrained base preset at this N (0: skip)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and model")
     p.add_argument("--out", default=None, help="write results JSON here (a .md table beside it)")
     args = p.parse_args(argv)
     from actbert.data.tokenizer import WordPieceTokenizer

@@ -132,12 +132,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     S.add_common_arguments(parser)
     parser.add_argument("--crosstask", required=True, help="CrossTask release folder (tasks_primary.txt, videos.csv, "
                                                            "videos_val.csv, annotations/)")
-    parser.add_argument("--split", choices=("test", "train"), default="test")
+    parser.add_argument("--split", choices=("test", "train"), default="test", help="CrossTask split to evaluate (test = the seeded split rule's test videos)")
     parser.add_argument("--n-train", type=int, default=30, help="training videos per primary task (split rule)")
-    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split rule's 30 random training videos per task")
     parser.add_argument("--window", type=int, default=1, help="second t sees [t - w, t + 1 + w)")
     parser.add_argument("--tasks", nargs="*", default=None, help="task ids (default: every primary task)")
-    parser.add_argument("--baseline-seeds", type=int, default=5)
+    parser.add_argument("--baseline-seeds", type=int, default=5, help="random-scorer baseline: number of seeds averaged")
     parser.add_argument("--skip-missing", action="store_true",
                         help="leave out videos absent from the store (and say how many) instead of failing")
     parser.add_argument("--dataset", default="crosstask", help="dataset name written to results.json")

@@ -272,12 +272,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Text→video retrieval: R@1/5/10, median / mean rank, both directions, with the "
                           "matching head's log P(matched) as the score.")
     S.add_common_arguments(parser)
-    parser.add_argument("--dataset", choices=sorted(PROTOCOLS), required=True)
+    parser.add_argument("--dataset", choices=sorted(PROTOCOLS), required=True, help="which test protocol: file order and caption column of that benchmark's csv")
     parser.add_argument("--annotations", required=True, help="the test csv (YouCook2 val csv or MSR-VTT 1k-A csv)")
-    parser.add_argument("--mode", choices=MODES, default="exhaustive")
+    parser.add_argument("--mode", choices=MODES, default="exhaustive", help="exhaustive: every (caption, video) pair through the full model; two-stage: contrastive top-k, then re-rank")
     parser.add_argument("--k", type=int, default=50, help="two-stage: candidates re-ranked per query")
     parser.add_argument("--index", choices=("exact", "faiss"), default="exact", help="two-stage first-stage search")
-    parser.add_argument("--tie-policy", choices=("reference", "optimistic", "pessimistic", "mean"), default="reference")
+    parser.add_argument("--tie-policy", choices=("reference", "optimistic", "pessimistic", "mean"), default="reference", help="how tied scores are ranked (reference = HowTo100M's compute_metrics)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows (a smoke test, labelled)")
 
 
@@ -319,13 +319,13 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
                    help="youcook2: youcookii_annotations_trainval.json (training subset); msrvtt: MSRVTT_data.json")
     g.add_argument("--train-ids", default=None, help="msrvtt: training video-id list (e.g. MSRVTT_train.9k.csv)")
     g.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
-    g.add_argument("--epochs", type=int, default=1)
-    g.add_argument("--train-batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=2e-5)
-    g.add_argument("--hard-negatives", type=int, default=1)
-    g.add_argument("--contrastive-weight", type=float, default=0.0)
-    g.add_argument("--max-steps", type=int, default=None)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=int, default=1, help="passes over the training clips")
+    g.add_argument("--train-batch-size", type=int, default=32, help="clips per training step (in-batch negatives)")
+    g.add_argument("--lr", type=float, default=2e-5, help="learning rate")
+    g.add_argument("--hard-negatives", type=int, default=1, help="hardest in-batch wrong videos per caption added to the matching loss")
+    g.add_argument("--contrastive-weight", type=float, default=0.0, help="weight of the contrastive loss (trains the two-stage first stage)")
+    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps (default: all epochs)")
+    g.add_argument("--seed", type=int, default=0, help="seed of data order")
 
 
 def run_finetune(args: argparse.Namespace) -> int:

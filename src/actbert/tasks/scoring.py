@@ -242,7 +242,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_required: b
     g.add_argument("--store", required=True, help="feature store root (actbert extract)")
     g.add_argument("--out", required=True, help="run folder for results.json / results.md")
     g.add_argument("--batch-size", type=int, default=256, help="(text, video) pairs fused per forward pass")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device for the model (cuda when available, else cpu)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -311,7 +311,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     S.add_common_arguments(parser)
     parser.set_defaults(batch_size=16)
     parser.add_argument("--annotations", required=True, help="COIN.json (taxonomy csvs beside it name the steps)")
-    parser.add_argument("--subset", default="testing")
+    parser.add_argument("--subset", default="testing", help="COIN subset to evaluate on")
     parser.add_argument("--plots", type=int, default=3, help="timeline PNGs of the first N test videos")
     parser.add_argument("--limit", type=int, default=None, help="only the first N videos (a smoke test, labelled)")
     parser.add_argument("--skip-missing", action="store_true",
@@ -378,15 +378,22 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
                           "on --subset (testing).")
     g = parser.add_argument_group("fine-tuning")
     g.add_argument("--output", required=True, help="folder for the segmenter checkpoint")
-    g.add_argument("--train-subset", default="training")
+    g.add_argument("--train-subset", default="training", help="COIN subset to fine-tune on")
     g.add_argument("--num-classes", type=int, default=None,
                    help="steps + 1 (default: largest step id of the taxonomy, else of the json, + 1)")
-    for flag, typ, default in (("--window", int, 32), ("--stride", int, 16), ("--max-regions", int, 32),
-                               ("--epochs", int, 5), ("--max-steps", int, None), ("--train-batch-size", int, 16),
-                               ("--lr", float, 1e-3), ("--encoder-lr", float, 5e-5), ("--background-weight", float, 1.0)):
-        g.add_argument(flag, type=typ, default=default)
-    g.add_argument("--freeze-encoder", action="store_true")
-    g.add_argument("--seed", type=int, default=0)
+    for flag, typ, default, text in (
+            ("--window", int, 32, "window length in seconds (at most 63: one action token per second)"),
+            ("--stride", int, 16, "seconds between window starts; overlapping logits are averaged"),
+            ("--max-regions", int, 32, "regions per window (best box of each key frame first)"),
+            ("--epochs", int, 5, "passes over the training windows"),
+            ("--max-steps", int, None, "stop after this many optimizer steps (default: all epochs)"),
+            ("--train-batch-size", int, 16, "windows per training step"),
+            ("--lr", float, 1e-3, "learning rate of the classifier"),
+            ("--encoder-lr", float, 5e-5, "learning rate of the ActBERT encoder (when not frozen)"),
+            ("--background-weight", float, 1.0, "cross-entropy weight of background seconds")):
+        g.add_argument(flag, type=typ, default=default, help=text)
+    g.add_argument("--freeze-encoder", action="store_true", help="train only the classifier; keep ActBERT's weights fixed")
+    g.add_argument("--seed", type=int, default=0, help="seed of data order and initialisation")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
