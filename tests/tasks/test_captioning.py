@@ -18,21 +18,10 @@ from actbert.model import ActBERTForPretraining, get_preset
 from actbert.tasks import captioning as C
 from actbert.tasks.caption_decoder import CaptionHeadConfig, length_penalty
 from actbert.tasks.scoring import Clip
+from tests.tasks.conftest import DictStore
 
 SENTENCES = ["cut the tomato on the board", "pour water into the bowl", "fry the egg in the pan"]
 AD, RD = 16, 24
-
-
-class DictStore(dict):
-    root = "<test store>"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_data(n_per_pattern: int, seed: int, prefix: str):

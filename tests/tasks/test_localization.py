@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from actbert.tasks import localization as L
-from tests.tasks.test_retrieval import make_store, make_tokenizer, one_thread, tiny_model  # noqa: F401
+from tests.tasks.test_retrieval import make_store, make_tokenizer, tiny_model
 
 STEPS = ("cut the onion", "fry egg", "pour water")
 

@@ -8,7 +8,7 @@ import torch
 from actbert.data.formats import McQuestion
 from actbert.tasks import qa as Q
 from actbert.tasks import scoring as S
-from tests.tasks.test_retrieval import make_store, make_tokenizer, one_thread, tiny_model  # noqa: F401
+from tests.tasks.test_retrieval import make_store, make_tokenizer, tiny_model
 
 
 def questions(n_vid=3):

@@ -14,6 +14,7 @@ from actbert.model import ActBERTForPretraining, get_preset
 from actbert.tasks import retrieval as R
 from actbert.tasks import scoring as S
 from actbert.tasks.scoring import Clip
+from tests.tasks.conftest import DictStore
 
 DIMS = dict(action_dim=16, region_dim=24, num_classes=5, boxes=4)
 WORDS = "cut the onion slice tomato fry egg pour water stir mix add salt boil pasta whisk cream".split()
@@ -24,12 +25,6 @@ def tiny_model(seed: int = 0, **overrides) -> ActBERTForPretraining:
     cfg = get_preset("tiny", vocab_size=200, action_feat_dim=16, region_feat_dim=24, num_region_classes=5,
                      max_actions=4, max_regions=6, max_text_len=12, hidden_dropout=0.1, **overrides)
     return ActBERTForPretraining(cfg).eval()
-
-
-class DictStore(dict):
-    """The two things the tasks need of a FeatureStore: `vid in store` and `store[vid]`."""
-
-    root = "<test store>"
 
 
 def make_store(n: int, seed: int = 0, clips: int = 6, prefix: str = "v") -> DictStore:
@@ -48,15 +43,6 @@ def make_tokenizer(texts=None):
 def captions(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 7)))) for _ in range(n)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, loaded machine more threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --- scoring engine ------------------------------------------------------------------------------------

@@ -17,20 +17,9 @@ from actbert.bench.store import make_synthetic_video
 from actbert.model import ActBERTForPretraining, get_preset
 from actbert.tasks import segmentation as G
 from actbert.tasks.segmentation import SegmentHeadConfig, SegmentTrainConfig, SegVideo
+from tests.tasks.conftest import DictStore
 
 AD, RD, NCLS = 16, 24, 4  # background + 3 steps
-
-
-class DictStore(dict):
-    root = "<test store>"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_videos(n: int, seed: int, prefix: str):
