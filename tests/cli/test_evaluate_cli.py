@@ -11,7 +11,7 @@ from actbert.bench.store import make_synthetic_video
 from actbert.cli.main import main
 from actbert.data.store import StoreWriter
 from tests.tasks.test_localization import write_release
-from tests.tasks.test_retrieval import DIMS, captions, make_tokenizer, one_thread, tiny_model  # noqa: F401
+from tests.tasks.test_retrieval import DIMS, captions, make_tokenizer, tiny_model
 
 
 @pytest.fixture(scope="module")

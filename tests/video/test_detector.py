@@ -15,15 +15,6 @@ from actbert.video.detector_coco import average_precision, evaluate_detections, 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine two threads were 2-3x slower (they spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     return make_shapes_coco(tmp_path_factory.mktemp("shapes") / "set", num_images=200, seed=1)

@@ -23,15 +23,6 @@ SPEC = DecodeSpec(fps=4, clip_frames=4, stride_s=1.0, resize=36, crop=32, keyfra
 LENGTHS = {"vid_a": 30, "vid_b": 16, "vid_c": 24, "vid_d": 12}  # frames at 10 fps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a loaded 2-core box two OpenMP threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("videos")

@@ -152,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     md = to_markdown(rows, args.ks)
     print(md)
     if args.out:
-        from actbert.utils import atomic_write_json, atomic_write_text
+        from actbert.bench import write_bench_outputs
 
-        atomic_write_json(args.out, result)
-        atomic_write_text(str(args.out).rsplit(".", 1)[0] + ".md", md)
+        write_bench_outputs(args.out, result, md)
     return 0
 
 
