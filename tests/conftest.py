@@ -30,6 +30,17 @@ def minilm_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread_session():
+    """The same for session- and module-scoped fixtures (set up before any function fixture): a run they
+    make must use the thread count of the tests that compare against it (fused AdamW's rounding depends
+    on it; docs/training.md)."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test runs torch on one intra-op thread: the models in tests are tiny, and on a loaded 2-core

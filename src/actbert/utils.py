@@ -63,10 +63,10 @@ def seed_everything(seed: int) -> None:
 def limit_heap_fragmentation(threshold: int = 512 * 1024) -> bool:
     """Make glibc return freed tensor memory to the OS (allocations >= threshold use mmap).
 
-    glibc raises its mmap threshold dynamically up to 32 MiB, so the gradients and activations freed at
-    every step stay in a fragmenting heap: the `base` batch-8 training step peaked at 4.26 GiB RSS with
-    the default and 3.87 GiB at 512 KiB. Lower thresholds save a little more memory but cost page faults
-    (128 KiB: 3.82 GiB, 12 % slower); the measured trade-off is in docs/performance.md.
+    glibc raises its mmap threshold dynamically up to 32 MiB, so activations and gradients freed at every
+    step stay in its heap: fast, but a higher peak RSS. A fixed low threshold lowers the peak and pays page
+    faults on every re-allocation (`base` batch 8: about 25 % slower at 512 KiB). No command applies it by
+    default; `actbert bench train-step --heap-threshold` measures it (docs/performance.md).
     Returns False where this is not glibc.
     """
     import ctypes

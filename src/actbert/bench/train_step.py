@@ -16,6 +16,7 @@ import torch
 from actbert.bench.synthetic import SPECIAL_IDS, random_batch
 from actbert.data.masking import MaskingConfig, mask_batch
 from actbert.model import ActBERTForPretraining, get_preset
+from actbert.training.optim import make_optimizer
 
 STREAM_GROUPS = {
     "text": ("actbert.text_stages", "actbert.text_embeddings"),
@@ -69,7 +70,14 @@ def _is_unit(name: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
-def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, threads: int | None) -> dict:
+def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, threads: int | None,
+        in_backward: bool = False, heap_threshold: int | None = None) -> dict:
+    """Time the step `actbert pretrain` runs: its optimizer (training/optim.py), clipping at 1.0 unless the
+    optimizer steps inside backward (which cannot clip; TrainConfig.optimizer_in_backward)."""
+    if heap_threshold:  # process-wide and for good: a benchmark process measures one setting
+        from actbert.utils import limit_heap_fragmentation
+
+        limit_heap_fragmentation(heap_threshold)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -78,8 +86,7 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
     g = torch.Generator().manual_seed(0)
     batch = random_batch(config, batch_size, generator=g)
     batch = mask_batch(batch, MaskingConfig(), SPECIAL_IDS, config.vocab_size, g)
-    # fused AdamW: one pass over the parameters, no per-step temporaries the size of the model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    optimizer = make_optimizer(model, lr=1e-4, weight_decay=0.01, in_backward=in_backward)
     flops, per_group = count_flops(model, batch)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
@@ -87,7 +94,8 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
         with autocast:
             loss = model(batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if not in_backward:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -101,7 +109,9 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
     fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     achieved = flops / seconds / 1e9
     return {
-        "preset": preset, "batch": batch_size, "precision": precision, "threads": torch.get_num_threads(),
+        "preset": preset, "batch": batch_size, "precision": precision,
+        "optimizer": "in backward (no clipping)" if in_backward else "after backward (clip 1.0)",
+        "heap_threshold": heap_threshold, "threads": torch.get_num_threads(),
         "text_len": config.max_text_len, "regions": config.max_regions + 1, "actions": config.max_actions + 1,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "step_s": seconds, "samples_per_s": batch_size / seconds,
@@ -120,9 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, caches)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="fp32, or bf16 autocast")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--optimizer-in-backward", action="store_true",
+                        help="step each parameter inside backward and free its gradient, as `actbert pretrain "
+                             "--optimizer-in-backward` does (less memory, no clipping)")
     parser.add_argument("--heap-threshold", type=int, default=None, metavar="BYTES",
-                        help="glibc mmap threshold to apply (memory vs speed, docs/performance.md); `actbert` "
-                             "commands already apply 524288; `python -m actbert.bench.train_step` keeps glibc's default")
+                        help="fix glibc's mmap threshold at BYTES: freed activations go back to the OS (lower RSS) "
+                             "but are page-faulted in again every step (slower); measured trade-off in docs/performance.md")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
 
 
@@ -130,16 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="actbert bench train-step", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.heap_threshold:
-        from actbert.utils import limit_heap_fragmentation
-
-        limit_heap_fragmentation(args.heap_threshold)
-    result = run(args.preset, args.batch, args.steps, args.warmup, args.precision, args.threads)
+    result = run(args.preset, args.batch, args.steps, args.warmup, args.precision, args.threads,
+                 args.optimizer_in_backward, args.heap_threshold)
     if args.json:
         print(json.dumps(result))
         return 0
     rows = [
         ("preset / batch / precision", f"{result['preset']} / {result['batch']} / {result['precision']} ({result['threads']} threads)"),
+        ("optimizer step", result["optimizer"]),
         ("parameters", f"{result['params_m']:.1f} M"),
         ("samples/s", f"{result['samples_per_s']:.2f}  (step {result['step_s']:.3f} s)"),
         ("GFLOP per sample (train)", f"{result['gflop_per_sample']:.2f}"),

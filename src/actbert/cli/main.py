@@ -54,9 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])
         return 0
     name, rest = argv[0], argv[1:]
-    from actbert.utils import limit_heap_fragmentation
-
-    limit_heap_fragmentation()
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(prog=f"actbert {name}", description=getattr(module, "DESCRIPTION", help_text),

@@ -52,7 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="learning-rate decay after the warm-up (to 0 at --steps)")
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
                      help="AdamW weight decay (not on biases, LayerNorm weights)")
-    opt.add_argument("--clip-grad", type=float, default=d.clip_grad, help="max global gradient norm; 0 disables")
+    opt.add_argument("--clip-grad", type=float, default=None,
+                     help=f"max global gradient norm; 0 disables (default: {d.clip_grad}, or 0 with --optimizer-in-backward)")
+    opt.add_argument("--optimizer-in-backward", action="store_true",
+                     help="update each parameter as soon as its gradient is ready and free the gradient: 0.74 GiB less "
+                          "peak memory for `base` and a faster step, but no --clip-grad, --grad-accum, fp16 or --nproc > 1")
     opt.add_argument("--precision", default=d.precision, choices=("fp32", "bf16", "fp16"),
                      help="autocast: bf16 on CPU or GPU; fp16 with a gradient scaler, GPU only")
     opt.add_argument("--loss-weights", default=None, metavar="mlm=1,action=1,region=1,match=1,contrastive=0",
@@ -80,10 +84,19 @@ def _train_config(args: argparse.Namespace, init_text: str | None):
 
     return TrainConfig(
         steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup,
-        schedule=args.schedule, weight_decay=args.weight_decay, clip_grad=args.clip_grad, precision=args.precision,
+        schedule=args.schedule, weight_decay=args.weight_decay, clip_grad=_clip_grad(args), precision=args.precision,
+        optimizer_in_backward=args.optimizer_in_backward,
         eval_every=args.eval_every, eval_batches=args.eval_batches, eval_retrieval=args.eval_retrieval,
         save_every=args.save_every, keep=args.keep, log_every=args.log_every, seed=args.seed, workers=args.workers,
         loss_weights=parse_loss_weights(args.loss_weights or ""), init_text=init_text, device=args.device)
+
+
+def _clip_grad(args: argparse.Namespace) -> float:
+    if args.clip_grad is not None:
+        return args.clip_grad
+    from actbert.training.config import TrainConfig
+
+    return 0.0 if args.optimizer_in_backward else TrainConfig.clip_grad
 
 
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:

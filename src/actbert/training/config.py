@@ -33,6 +33,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-6
     clip_grad: float = 1.0  # max global gradient norm; 0 disables clipping
+    optimizer_in_backward: bool = False  # update each parameter during backward (less memory; training/optim.py)
     precision: str = "fp32"
     eval_every: int = 200  # 0: only at the end
     eval_batches: int = 8  # held-out batches per evaluation (masked accuracies, matching)
@@ -68,6 +69,12 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.optimizer_in_backward:
+            clash = {"clip_grad": self.clip_grad > 0, "grad_accum": self.grad_accum > 1, "precision": self.precision == "fp16"}
+            if any(clash.values()):
+                raise ValueError(f"optimizer_in_backward updates each parameter as soon as its gradient exists, so it "
+                                 f"cannot be combined with {', '.join(k for k, v in clash.items() if v)} "
+                                 f"(needs clip_grad=0, grad_accum=1 and precision fp32 or bf16)")
         unknown = set(self.loss_weights) - set(LOSS_NAMES)
         if unknown:
             raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; known: {', '.join(LOSS_NAMES)}")

@@ -28,6 +28,7 @@ from actbert.training import distributed as D
 from actbert.training.config import TrainConfig, lr_factor
 from actbert.training.evaluation import masked_metrics, to_device, zero_shot_retrieval
 from actbert.training.metrics_log import MetricsLog, summary_table, write_summary
+from actbert.training.optim import make_optimizer
 from actbert.training.sampling import DataPosition, KeyedDataset, RankBatchSampler, SeededCollate, mix_seed, seeded_call
 
 log = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ class PretrainResult:
 def vocab_size_of(tokenizer: Any) -> int:
     size = getattr(tokenizer, "vocab_size", None)
     return int(size if size is not None else len(tokenizer))
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """BERT's rule: no weight decay on biases, LayerNorm weights and scalars (1-D / 0-D tensors)."""
-    decay, no_decay = [], []
-    for _name, p in model.named_parameters():  # tied weights appear once
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def make_autocast(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
@@ -181,7 +173,13 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
         report = load_bert_text_stream(module, tc.init_text)
         log.info("text stream initialised from BERT: %s", report)
     module.to(info.device)
-    optimizer = torch.optim.AdamW(param_groups(module, tc.weight_decay), lr=tc.lr, betas=tc.betas, eps=tc.adam_eps)
+    if tc.optimizer_in_backward and info.distributed:
+        raise PretrainError("optimizer_in_backward updates each parameter before DDP has averaged its gradient: "
+                            "run it in one process, or drop --optimizer-in-backward")
+    if tc.optimizer_in_backward and on_step is not None:
+        raise PretrainError("on_step needs the gradients of a whole step, which optimizer_in_backward never holds")
+    optimizer = make_optimizer(module, lr=tc.lr, weight_decay=tc.weight_decay, betas=tc.betas, eps=tc.adam_eps,
+                               in_backward=tc.optimizer_in_backward)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config=tc))
     scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
 
@@ -194,6 +192,10 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
         else:
             state = loaded[1]["trainer"]
             step, pos, samples_done = state["step"], DataPosition(**state["data"]), state["samples"]
+            if info.device.type == "cpu" and state.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+                log.warning("the checkpoint was written with %d torch threads and this process has %d: fused AdamW "
+                            "rounds differently, so the run will not be bit-identical to an uninterrupted one",
+                            state["threads"], torch.get_num_threads())
             if state["num_samples"] != len(train_ds):
                 log.warning("the training set had %d samples when checkpointed and has %d now: the data order changed",
                             state["num_samples"], len(train_ds))
@@ -245,20 +247,23 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
                 with sync:
                     with autocast():
                         out = model(batch)
+                    if tc.optimizer_in_backward and not math.isfinite(float(out.loss.detach())):
+                        # backward would update the weights, so the check cannot wait for the step's end
+                        raise NonFiniteLossError(_nan_message(step, _loss_vector(out), micro_batches, last_ckpt))
                     scaler.scale(out.loss / tc.grad_accum).backward()
-                sums[0] += float(out.loss.detach())
-                for i, key in enumerate(LOSS_KEYS):
-                    sums[1 + i] += float(out.losses[key].detach()) if key in out.losses else 0.0
+                sums += _loss_vector(out)
             sums[-1] = float(not all(math.isfinite(float(v)) for v in sums[:-1]))
             means = D.all_reduce_mean(sums / tc.grad_accum, info)
             if means[-1] > 0:
                 raise NonFiniteLossError(_nan_message(step, means, micro_batches, last_ckpt))
-            scaler.unscale_(optimizer)
-            if on_step is not None:
-                on_step(step, module)
-            grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), tc.clip_grad if tc.clip_grad > 0 else math.inf)
-            if not torch.isfinite(grad_norm) and not scaler.is_enabled():  # fp16 skips such steps by design
-                raise NonFiniteLossError(_nan_message(step, means, micro_batches, last_ckpt, "gradient norm"))
+            grad_norm = None  # optimizer_in_backward: the gradients are gone by now
+            if not tc.optimizer_in_backward:
+                scaler.unscale_(optimizer)
+                if on_step is not None:
+                    on_step(step, module)
+                grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), tc.clip_grad if tc.clip_grad > 0 else math.inf)
+                if not torch.isfinite(grad_norm) and not scaler.is_enabled():  # fp16 skips such steps by design
+                    raise NonFiniteLossError(_nan_message(step, means, micro_batches, last_ckpt, "gradient norm"))
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -278,8 +283,8 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_losses['loss']:.4f}", samples_s=f"{speed:.1f}")
             if mlog is not None and (step % tc.log_every == 0 or step == tc.steps):
-                mlog.log(step, "train", {**last_losses, "lr": lr, "grad_norm": float(grad_norm), "samples_per_s": speed,
-                                         "epoch": pos.epoch})
+                norm = {} if grad_norm is None else {"grad_norm": float(grad_norm)}
+                mlog.log(step, "train", {**last_losses, "lr": lr, **norm, "samples_per_s": speed, "epoch": pos.epoch})
             final = step == tc.steps
             if (tc.eval_every and step % tc.eval_every == 0) or final:
                 eval_result = evaluator.run()
@@ -289,7 +294,8 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
             if (tc.save_every and step % tc.save_every == 0) or final or stopping:
                 last_ckpt = _save(ckpt_root, step, module, optimizer, scheduler, scaler, tokenizer, tc, info,
                                   {"step": step, "data": {"epoch": pos.epoch, "batch": pos.batch}, "samples": samples_done,
-                                   "num_samples": len(train_ds), "world_size": info.world_size})
+                                   "num_samples": len(train_ds), "world_size": info.world_size,
+                                   "threads": torch.get_num_threads()})
             if stopping:
                 break
     finally:
@@ -315,6 +321,12 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
         if progress:
             print(summary_table(result.summary), flush=True)
     return result
+
+
+def _loss_vector(out) -> torch.Tensor:
+    """[total, one value per LOSS_KEYS entry (0 where absent), 0 (the non-finite flag slot)] of one forward."""
+    values = [float(out.loss.detach())] + [float(out.losses[k].detach()) if k in out.losses else 0.0 for k in LOSS_KEYS]
+    return torch.tensor(values + [0.0], dtype=torch.float64)
 
 
 def _nan_message(step: int, means: torch.Tensor, batches: list, last_ckpt: Path | None, what: str = "loss") -> str:
