@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars and stage messages")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="independent stages (pre-training variants, fine-tunings) run this many at a time, "
+                             "each on 2/N torch threads (default 2; 1 runs everything in this process). "
+                             "Numbers depend on it: compare runs made with the same value")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +27,13 @@ def run(args: argparse.Namespace) -> int:
 
     from actbert.demo import run_demo
 
-    result = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress, force=args.force)
+    from actbert.demo import get_demo_config
+
+    overrides = {} if args.processes is None else {"processes": args.processes}
+    if args.processes is not None and args.processes < 1:
+        raise SystemExit(f"--processes must be >= 1, got {args.processes}")
+    result = run_demo(args.out, seed=args.seed, progress=not args.no_progress, force=args.force,
+                      config=get_demo_config(args.quick, **overrides))
     print(f"\nreport: {result.report}\nresults: {result.results_json}")
     print("targets:")
     for t in json.loads(result.results_json.read_text())["targets"]:

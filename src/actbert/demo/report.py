@@ -165,9 +165,12 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results) -> str:
     L += ["### Details", "",
           f"- Zero-shot retrieval (pre-trained): R@1/5/10 {_f(r['t2v']['R1'])} / {_f(r['t2v']['R5'])} / "
           f"{_f(r['t2v']['R10'])}, MedR {_f(r['t2v']['MedR'])} (chance {_f(r['chance']['R1'])} / {_f(r['chance']['R5'])} / "
-          f"{_f(r['chance']['R10'])}, MedR {_f(r['chance']['MedR'])}); v2t R@1 {_f(r['v2t']['R1'])}. "
-          f"{r['n_queries']} queries but only {r['distinct_captions']} distinct captions: identical captions of "
-          "different videos tie, which caps R@1 (docs/world.md).",
+          f"{_f(r['chance']['R10'])}, MedR {_f(r['chance']['MedR'])}); v2t R@1 {_f(r['v2t']['R1'])}. Ranked "
+          f"{r.get('mode', 'exhaustive')}" + (" (contrastive shortlist of 10, matching-head rerank); R@1 of each scorer "
+          "alone: " + ", ".join(f"{k} {_f(v)}" for k, v in r["R1_by_scorer"].items()) if "R1_by_scorer" in r else "")
+          + f". {r['n_queries']} queries but only {r['distinct_captions']} distinct captions: a caption shared by "
+          f"several videos cannot tell them apart, which caps R@1 near {_f(100 * r['distinct_captions'] / r['n_queries'])} "
+          "(docs/world.md).",
           f"- Masked action: {_f(z[MAIN]['masked_action']['action_acc'])} % on {z[MAIN]['masked_action']['n_targets']} "
           f"masked clips of {z[MAIN]['masked_action']['windows']} test narration windows "
           f"(majority verb {_f(z[MAIN]['masked_action']['majority'])} %, uniform {_f(z[MAIN]['masked_action']['chance'])} %).",

@@ -9,6 +9,7 @@ the same numbers as a fresh one).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -54,6 +55,51 @@ class Stages:
     records: list[StageRecord] = field(default_factory=list)
 
     def run(self, name: str, settings: dict, upstream: list[str], fn: Callable[[], dict]) -> dict:
+        key, cached = self._lookup(name, settings, upstream)
+        if cached is not None:
+            return cached
+        self._say(f"[demo] {name} ...")
+        result, wall, cpu = _timed(fn, self.seed)
+        return self._finish(name, key, result, wall, cpu)
+
+    def run_parallel(self, jobs: list[tuple[str, dict, list[str], Callable[[], dict]]], processes: int,
+                     threads: int) -> list[dict]:
+        """Independent stages (name, settings, upstream, fn), `processes` at a time in spawned processes.
+
+        Each process runs torch on `threads` threads, which is part of every stage's key (thread counts
+        change float reductions, so the same settings give the same numbers only with the same count).
+        `fn` must be picklable (a `functools.partial` of a module-level function). A stage's marker is
+        written as soon as it finishes, so a failure in one keeps the others' results.
+        """
+        keys, results, todo = {}, {}, []
+        for name, settings, upstream, fn in jobs:
+            keys[name], results[name] = self._lookup(name, {**settings, "threads": threads}, upstream)
+            if results[name] is None:
+                todo.append((name, fn))
+        if processes <= 1 or len(todo) <= 1:
+            for name, fn in todo:
+                self._say(f"[demo] {name} ...")
+                previous = torch.get_num_threads()
+                torch.set_num_threads(threads)
+                try:
+                    results[name] = self._finish(name, keys[name], *_timed(fn, self.seed))
+                finally:
+                    torch.set_num_threads(previous)
+        elif todo:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            self._say(f"[demo] {', '.join(n for n, _ in todo)} ... ({processes} processes x {threads} thread(s))")
+            # spawn, not fork: a forked child of a process whose OpenMP pool already ran can deadlock
+            with ProcessPoolExecutor(min(processes, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+                running = {pool.submit(_stage_process, fn, self.seed, threads): name for name, fn in todo}
+                for future in as_completed(running):
+                    name = running[future]
+                    results[name] = self._finish(name, keys[name], *future.result())
+        return [results[name] for name, *_ in jobs]
+
+    def _lookup(self, name: str, settings: dict, upstream: list[str]) -> tuple[str, dict | None]:
+        """The stage's key, and its cached result when the marker holds that key (else None)."""
         key = hashlib.sha1(json.dumps({"settings": settings, "seed": self.seed,
                                        "up": [self.keys[u] for u in upstream]},
                                       sort_keys=True, default=str).encode()).hexdigest()
@@ -64,12 +110,11 @@ class Stages:
             if saved.get("key") == key:
                 self.records.append(StageRecord(name, 0.0, 0.0, True, saved.get("seconds", 0.0)))
                 self._say(f"[demo] {name}: cached")
-                return saved["result"]
-        self._say(f"[demo] {name} ...")
-        seed_all(self.seed)
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                return key, saved["result"]
+        return key, None
+
+    def _finish(self, name: str, key: str, result: dict, wall: float, cpu: float) -> dict:
+        marker = self.out / "stages" / f"{name}.json"
         atomic_write_json(marker, {"key": key, "seconds": wall, "cpu_seconds": cpu, "result": result})
         self.records.append(StageRecord(name, wall, cpu, False, wall))
         self._say(f"[demo] {name}: {wall:.1f} s")
@@ -78,6 +123,19 @@ class Stages:
     def _say(self, text: str) -> None:
         if self.progress:
             print(text, flush=True)
+
+
+def _timed(fn: Callable[[], dict], seed: int) -> tuple[dict, float, float]:
+    seed_all(seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _stage_process(fn: Callable[[], dict], seed: int, threads: int) -> tuple[dict, float, float]:
+    """Body of a stage in a worker process (`Stages.run_parallel`)."""
+    torch.set_num_threads(threads)
+    return _timed(fn, seed)
 
 
 def fresh_dir(path: Path) -> Path:
@@ -225,6 +283,11 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, p
             "model_dir": str(Path(res.model_dir).relative_to(out)), "timing": {"samples_per_s": res.samples_per_s}}
 
 
+def pretrain_variant_stage(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
+    """`pretrain_variant` with its own corpus: the body of a stage that may run in another process."""
+    return pretrain_variant(out, cfg, variant, corpus_run(out, seed), seed, progress)
+
+
 def save_scratch(out: Path, run, seed: int) -> dict:
     """The no-pre-training baseline: exactly the weights `pretrain` starts "actbert" from (same seed)."""
     from actbert.model import ActBERTForPretraining
@@ -267,10 +330,10 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
 
     pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
                                         "pretrain_contrastive")}
-    res["pretrain"] = {}
-    for v in cfg.variants:
-        res["pretrain"][v] = stages.run(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
-                                        lambda v=v: pretrain_variant(out, cfg, v, run(), seed, prog))
+    parallel = cfg.processes > 1
+    jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
+             functools.partial(pretrain_variant_stage, out, cfg, v, seed, prog and not parallel)) for v in cfg.variants]
+    res["pretrain"] = dict(zip(cfg.variants, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))
     res["pretrain"][SCRATCH] = stages.run(f"pretrain_{SCRATCH}", {}, ["extract", "vocab"],
                                           lambda: save_scratch(out, run(), seed))
     res.update(evaluate_fn(stages, cfg))

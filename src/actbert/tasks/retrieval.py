@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from actbert.tasks import scoring as S
 from actbert.tasks.scoring import Clip
 
-__all__ = ["retrieval_scores", "evaluate_retrieval", "first_stage_topk", "two_stage_matrix", "finetune_retrieval",
+__all__ = ["retrieval_scores", "evaluate_retrieval", "text_video_embeddings", "first_stage_topk", "two_stage_matrix", "finetune_retrieval",
            "load_clips", "add_evaluate_arguments", "run_evaluate", "add_finetune_arguments", "run_finetune"]
 
 MODES = ("exhaustive", "two-stage")
@@ -126,6 +126,16 @@ def retrieval_scores(model, tokenizer, clips: Sequence[Clip], store, mode: str =
     return {"t2v": S.finite_or_raise(t2v, "t2v scores"), "v2t": S.finite_or_raise(v2t, "v2t scores"),
             "n_pairs_scored": int(n_pairs), "n_unique_texts": len(text), "n_unique_videos": len(video),
             "seconds": {"encode": t1 - t0, "score": t2 - t1}}
+
+
+def text_video_embeddings(model, tokenizer, clips: Sequence[Clip], store, batch_size: int = 256,
+                          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The contrastive (first-stage) embeddings of each clip's caption and video: two [N, D] arrays, row i = clip i."""
+    with S.eval_mode(model), torch.no_grad():
+        text, video, t_map, v_map = _encode(model, tokenizer, clips, store, batch_size, progress)
+        te = model.embed_text(text).float().cpu().numpy()
+        ve = model.embed_video(video).float().cpu().numpy()
+    return te[t_map], ve[v_map]
 
 
 def evaluate_retrieval(model, tokenizer, clips: Sequence[Clip], store, mode: str = "exhaustive", k: int = 50,

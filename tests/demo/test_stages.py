@@ -1,0 +1,49 @@
+"""`Stages.run_parallel`: independent stages in spawned processes, cached like `Stages.run`, keyed by the
+thread count, and a failing stage keeps the others' finished results."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import pytest
+
+from actbert.demo.steps import Stages
+
+
+def _job(value: int, fail: bool = False) -> dict:
+    import torch
+
+    if fail:
+        raise RuntimeError(f"stage {value} failed")
+    return {"value": value, "pid": os.getpid(), "threads": torch.get_num_threads(), "draw": float(torch.rand(1))}
+
+
+def _jobs(fail_second: bool = False):
+    return [("a", {"n": 1}, [], functools.partial(_job, 1)),
+            ("b", {"n": 2}, [], functools.partial(_job, 2, fail_second))]
+
+
+def test_parallel_stages_run_in_processes_and_cache(tmp_path):
+    stages = Stages(tmp_path, seed=5, progress=False)
+    a, b = stages.run_parallel(_jobs(), processes=2, threads=1)
+    assert (a["value"], b["value"]) == (1, 2) and a["threads"] == b["threads"] == 1
+    assert os.getpid() not in (a["pid"], b["pid"])
+    assert a["draw"] == b["draw"]  # each stage is seeded alike, whichever process runs it
+    for name in "ab":
+        assert json.loads((tmp_path / "stages" / f"{name}.json").read_text())["result"]["value"] == (name == "b") + 1
+    again = Stages(tmp_path, seed=5, progress=False)
+    assert again.run_parallel(_jobs(), processes=2, threads=1) == [a, b]
+    assert all(r.cached for r in again.records)
+    # the thread count is part of the key: one process, other threads -> both rerun, in this process
+    other = Stages(tmp_path, seed=5, progress=False)
+    a2, _ = other.run_parallel(_jobs(), processes=1, threads=2)
+    assert not any(r.cached for r in other.records) and a2["pid"] == os.getpid() and a2["threads"] == 2
+    assert a2["draw"] == a["draw"]
+
+
+def test_failed_parallel_stage_keeps_the_finished_one(tmp_path):
+    stages = Stages(tmp_path, seed=0, progress=False)
+    with pytest.raises(RuntimeError, match="stage 2 failed"):
+        stages.run_parallel(_jobs(fail_second=True), processes=2, threads=1)
+    assert (tmp_path / "stages" / "a.json").is_file() and not (tmp_path / "stages" / "b.json").exists()
