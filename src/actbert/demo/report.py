@@ -156,7 +156,8 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results) -> str:
     L += ["", "Models: `actbert` = pre-trained Tangled Transformer (kv_mode stack); `kv_add` = PaddleVideo's "
           "additive key/values; `no_action` / `no_region` = no action / region input; `no_pretrain` = the "
           "`actbert` config with its initial random weights. Ablations had the same pre-training budget "
-          f"({cfg.pretrain_steps} steps of {cfg.pretrain_batch}).", "",
+          f"({cfg.pretrain_steps} steps of {cfg.pretrain_batch}; loss weights: masked language, action and region "
+          f"1, matching {cfg.pretrain_match:g}, contrastive {cfg.pretrain_contrastive:g}).", "",
           "Chance levels: retrieval 100/N (N test clips, tie policy `mean`); QA 1/5; localization a random "
           "scorer with the same order-constrained decoder (mean of 5 seeds); masked action the majority verb "
           "of the very targets scored; segmentation the most frequent test step; captioning every clip "

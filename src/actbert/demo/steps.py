@@ -150,7 +150,8 @@ def fresh_dir(path: Path) -> Path:
 def make_world(out: Path, cfg: DemoConfig, seed: int, progress: bool) -> dict:
     from actbert.world import generate_world, get_world_config, load_world
 
-    summary = generate_world(out / "world", get_world_config(cfg.world_preset), seed=seed, progress=progress)
+    sizes = {"num_videos": cfg.world_videos} if cfg.world_videos else {}
+    summary = generate_world(out / "world", get_world_config(cfg.world_preset, **sizes), seed=seed, progress=progress)
     world = load_world(out / "world")
     return {"preset": cfg.world_preset, "videos": len(world.videos), "train": len(world.split("train")),
             "test": len(world.split("test")), "seconds_of_video": round(sum(v.duration for v in world.videos.values()), 1),
@@ -271,7 +272,7 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, p
     from actbert.training.pretrain import pretrain
     from actbert.training.data import default_collator
 
-    weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive}
+    weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive, "match": cfg.pretrain_match}
     model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
                      warmup=cfg.pretrain_warmup, eval_every=max(1, cfg.pretrain_steps // 2), save_every=0, keep=1,
@@ -311,7 +312,7 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     """Every stage in order; `evaluate_fn(stages, cfg, run)` adds the evaluation stages. Returns results."""
     out, seed, prog = stages.out, stages.seed, stages.progress
     res: dict[str, Any] = {}
-    res["world"] = stages.run("world", {"preset": cfg.world_preset}, [], lambda: make_world(out, cfg, seed, prog))
+    res["world"] = stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [], lambda: make_world(out, cfg, seed, prog))
     res["vocab"] = stages.run("vocab", {"top_k": cfg.vocab_top_k, "min": cfg.vocab_min_count}, ["world"],
                               lambda: mine_vocab(out, cfg))
     act = {k: getattr(cfg, k) for k in ("action_epochs", "action_batch", "action_lr", "action_resize", "action_crop")}
@@ -329,7 +330,7 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
         return lazy["run"]
 
     pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
-                                        "pretrain_contrastive")}
+                                        "pretrain_contrastive", "pretrain_match")}
     parallel = cfg.processes > 1
     jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
              functools.partial(pretrain_variant_stage, out, cfg, v, seed, prog and not parallel)) for v in cfg.variants]

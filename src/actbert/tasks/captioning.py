@@ -34,8 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actbert.tasks import scoring as S
-from actbert.tasks.caption_decoder import (CaptionDecoder, CaptionHeadConfig, beam_search, fit, greedy_decode,
-                                           load_task_weights, read_task_checkpoint, save_task_checkpoint)
+from actbert.tasks.caption_decoder import CaptionDecoder, CaptionHeadConfig, beam_search, greedy_decode
+from actbert.tasks.finetuning import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
 from actbert.tasks.scoring import Clip
 
 __all__ = ["CaptionHeadConfig", "CaptionTrainConfig", "Captioner", "train_captioner", "caption_clips",

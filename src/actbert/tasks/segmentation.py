@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from actbert.metrics.segmentation import average_window_logits, frame_accuracy, window_starts
 from actbert.tasks import scoring as S
-from actbert.tasks.caption_decoder import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
+from actbert.tasks.finetuning import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
 
 __all__ = ["SegmentHeadConfig", "SegmentTrainConfig", "SegVideo", "Segmenter", "second_clip_index", "video_windows",
            "train_segmenter", "evaluate_segmentation", "coin_seg_videos", "plot_timeline",
