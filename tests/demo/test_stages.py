@@ -11,16 +11,20 @@ import pytest
 from actbert.demo.steps import Stages
 
 
-def _job(value: int, fail: bool = False) -> dict:
+def _job(value: int, fail: bool = False, delay: float = 0.0) -> dict:
+    import time
+
     import torch
 
+    time.sleep(delay)
     if fail:
         raise RuntimeError(f"stage {value} failed")
     return {"value": value, "pid": os.getpid(), "threads": torch.get_num_threads(), "draw": float(torch.rand(1))}
 
 
 def _jobs(fail_second: bool = False):
-    return [("a", {"n": 1}, [], functools.partial(_job, 1)),
+    # when the second stage fails, the first one finishes after it: its result must still be kept
+    return [("a", {"n": 1}, [], functools.partial(_job, 1, delay=1.0 if fail_second else 0.0)),
             ("b", {"n": 2}, [], functools.partial(_job, 2, fail_second))]
 
 
@@ -44,6 +48,7 @@ def test_parallel_stages_run_in_processes_and_cache(tmp_path):
 
 def test_failed_parallel_stage_keeps_the_finished_one(tmp_path):
     stages = Stages(tmp_path, seed=0, progress=False)
-    with pytest.raises(RuntimeError, match="stage 2 failed"):
+    with pytest.raises(RuntimeError, match="stage 2 failed") as info:
         stages.run_parallel(_jobs(fail_second=True), processes=2, threads=1)
+    assert "the stages that finished were kept (a)" in "".join(getattr(info.value, "__notes__", []))
     assert (tmp_path / "stages" / "a.json").is_file() and not (tmp_path / "stages" / "b.json").exists()

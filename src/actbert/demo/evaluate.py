@@ -222,7 +222,7 @@ def eval_stages(stages: Stages, cfg: DemoConfig) -> dict:
                                        "ft_segment_encoder_lr", "ft_batch", "caption_meteor")}
     models = [v for v in ("actbert", SCRATCH) if v == SCRATCH or v in cfg.variants]
     parallel = cfg.processes > 1
-    jobs = [(f"finetune_{v}", ft, [f"pretrain_{v}"], functools.partial(finetuned, out, cfg, v, seed, prog and not parallel))
-            for v in models]
+    jobs = [(f"finetune_{v}", ft, [f"pretrain_{v}"],
+             functools.partial(finetuned, out, cfg, v, seed, prog and not parallel)) for v in models]
     res["finetuned"] = dict(zip(models, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))
     return res

@@ -93,9 +93,21 @@ class Stages:
             # spawn, not fork: a forked child of a process whose OpenMP pool already ran can deadlock
             with ProcessPoolExecutor(min(processes, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
                 running = {pool.submit(_stage_process, fn, self.seed, threads): name for name, fn in todo}
-                for future in as_completed(running):
+                failed: list[tuple[str, BaseException]] = []
+                for future in as_completed(running):  # every stage runs to its end; successes are kept
                     name = running[future]
-                    results[name] = self._finish(name, keys[name], *future.result())
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                        failed.append((name, exc))
+                        self._say(f"[demo] {name}: FAILED ({exc})")
+                        continue
+                    results[name] = self._finish(name, keys[name], *outcome)
+            if failed:
+                name, exc = failed[0]
+                exc.add_note(f"demo stage {name!r} failed; the stages that finished were kept "
+                             f"({', '.join(n for n, _ in todo if results[n] is not None) or 'none'})")
+                raise exc
         return [results[name] for name, *_ in jobs]
 
     def _lookup(self, name: str, settings: dict, upstream: list[str]) -> tuple[str, dict | None]:
@@ -312,7 +324,8 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     """Every stage in order; `evaluate_fn(stages, cfg, run)` adds the evaluation stages. Returns results."""
     out, seed, prog = stages.out, stages.seed, stages.progress
     res: dict[str, Any] = {}
-    res["world"] = stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [], lambda: make_world(out, cfg, seed, prog))
+    res["world"] = stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [],
+                              lambda: make_world(out, cfg, seed, prog))
     res["vocab"] = stages.run("vocab", {"top_k": cfg.vocab_top_k, "min": cfg.vocab_min_count}, ["world"],
                               lambda: mine_vocab(out, cfg))
     act = {k: getattr(cfg, k) for k in ("action_epochs", "action_batch", "action_lr", "action_resize", "action_crop")}
