@@ -95,6 +95,10 @@ def test_pretrain_in_backward_stops_and_resumes_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(PretrainError, match="on_step needs the gradients"):
         run(tmp_path / "hook", on_step=lambda step, model: None)
+    standard = train_config(eval_every=0, eval_batches=1)
+    with pytest.raises(PretrainError, match="optimizer_in_backward=True; resume it with the same setting"):
+        pretrain(standard, tiny_config(), ToyClips(20), None, ToyTokenizer(), tmp_path / "cut", progress=False,
+                 collate_fn=ToyCollate(), resume=True)
 
 
 def test_pretrain_in_backward_nan_stops_before_the_update(tmp_path):

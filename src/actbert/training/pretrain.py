@@ -124,6 +124,9 @@ def _check_run_dir(out_dir: Path, resume: bool, tc: TrainConfig, mc: ActBERTConf
             raise PretrainError(f"{out_dir}: the model config differs from the run's config.json in {sorted(diff)}")
     if resume and (out_dir / "train_config.json").is_file():
         changed = TrainConfig.load(out_dir).differences(tc)
+        if "optimizer_in_backward" in changed:  # the two modes keep differently shaped optimizer states
+            raise PretrainError(f"{out_dir}: the run was trained with optimizer_in_backward="
+                                f"{changed['optimizer_in_backward'][0]}; resume it with the same setting")
         inexact = sorted(set(changed) - {"eval_every", "save_every", "keep", "workers", "log_every", "steps",
                                          "eval_batches", "eval_retrieval", "device"})
         if inexact:
