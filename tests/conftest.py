@@ -32,9 +32,10 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread_session():
-    """The same for session- and module-scoped fixtures (set up before any function fixture): a run they
-    make must use the thread count of the tests that compare against it (fused AdamW's rounding depends
-    on it; docs/training.md)."""
+    """Every test runs torch on one intra-op thread: the models in tests are tiny, and on a loaded 2-core
+    machine two OpenMP threads spin against each other (measured 2-30x slower in several suites). Set for
+    the session, so module-scoped fixtures run on the same count as the tests that compare against them
+    (fused AdamW's rounding depends on it; docs/training.md)."""
     import torch
 
     torch.set_num_threads(1)
@@ -43,11 +44,8 @@ def one_torch_thread_session():
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Every test runs torch on one intra-op thread: the models in tests are tiny, and on a loaded 2-core
-    machine two OpenMP threads spin against each other (measured 2-30x slower in several suites)."""
+    """Undo a test's own `torch.set_num_threads` before the next one."""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(before)
+    torch.set_num_threads(1)  # back to the session's one thread if the test changed it

@@ -56,7 +56,7 @@ def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy takes 32-bit seeds only
     torch.manual_seed(seed)
 
 

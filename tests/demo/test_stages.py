@@ -11,7 +11,7 @@ import pytest
 from actbert.demo.steps import Stages
 
 
-def _job(value: int, fail: bool = False, delay: float = 0.0) -> dict:
+def _job(value: int, fail: bool = False, delay: float = 0.0, progress: bool = True) -> dict:
     import time
 
     import torch
@@ -19,7 +19,8 @@ def _job(value: int, fail: bool = False, delay: float = 0.0) -> dict:
     time.sleep(delay)
     if fail:
         raise RuntimeError(f"stage {value} failed")
-    return {"value": value, "pid": os.getpid(), "threads": torch.get_num_threads(), "draw": float(torch.rand(1))}
+    return {"value": value, "pid": os.getpid(), "threads": torch.get_num_threads(), "draw": float(torch.rand(1)),
+            "progress": progress}
 
 
 def _jobs(fail_second: bool = False):
@@ -33,6 +34,7 @@ def test_parallel_stages_run_in_processes_and_cache(tmp_path):
     a, b = stages.run_parallel(_jobs(), processes=2, threads=1)
     assert (a["value"], b["value"]) == (1, 2) and a["threads"] == b["threads"] == 1
     assert os.getpid() not in (a["pid"], b["pid"])
+    assert not a["progress"] and not b["progress"]  # bars of side-by-side stages would interleave
     assert a["draw"] == b["draw"]  # each stage is seeded alike, whichever process runs it
     for name in "ab":
         assert json.loads((tmp_path / "stages" / f"{name}.json").read_text())["result"]["value"] == (name == "b") + 1
@@ -43,6 +45,7 @@ def test_parallel_stages_run_in_processes_and_cache(tmp_path):
     other = Stages(tmp_path, seed=5, progress=False)
     a2, _ = other.run_parallel(_jobs(), processes=1, threads=2)
     assert not any(r.cached for r in other.records) and a2["pid"] == os.getpid() and a2["threads"] == 2
+    assert not a2["progress"]  # Stages(progress=False)
     assert a2["draw"] == a["draw"]
 
 

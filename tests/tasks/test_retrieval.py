@@ -111,6 +111,12 @@ def test_two_stage_with_k_equal_n_is_exhaustive(setup):
     two = R.retrieval_scores(model, tok, clips, store, "two-stage", k=len(clips), progress=False)
     for d in ("t2v", "v2t"):
         np.testing.assert_array_equal(np.argsort(-ex[d], 1, kind="stable"), np.argsort(-two[d], 1, kind="stable"))
+    # the first stage alone: contrastive text embedding of caption i . video embedding of clip j
+    text, video, t_map, v_map = R._encode(model, tok, clips, store, 256, False)
+    with torch.no_grad():
+        te, ve = model.embed_text(text).numpy()[t_map], model.embed_video(video).numpy()[v_map]
+    np.testing.assert_allclose(two["first_stage_t2v"], te @ ve.T, rtol=1e-5, atol=1e-6)
+    assert "first_stage_t2v" not in ex
     a = R.evaluate_retrieval(model, tok, clips, store, "exhaustive", progress=False)
     b = R.evaluate_retrieval(model, tok, clips, store, "two-stage", k=len(clips), progress=False)
     assert a["t2v"] == b["t2v"] and a["v2t"] == b["v2t"]

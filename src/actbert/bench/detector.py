@@ -8,7 +8,6 @@ the CPU time is the figure that does not depend on what else is running.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -74,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{backbone:<40} {row['size']:>9} {b:>5} {row['frames_per_s']:>9.1f} {row['cpu_s_per_frame']:>12.4f}",
                   flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"threads": args.threads, "load_avg_1min": load, "rows": rows}, fh, indent=2)
+        from actbert.utils import atomic_write_json
+
+        atomic_write_json(args.json, {"threads": args.threads, "load_avg_1min": load, "rows": rows})
     return 0
 
 

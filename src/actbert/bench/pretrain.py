@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     res["load_avg_1min_after"] = os.getloadavg()[0]
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
+        from actbert.utils import atomic_write_json
+
+        atomic_write_json(args.json, res)
     print(json.dumps({k: v for k, v in res.items() if k != "runs"}))
     return 0
 

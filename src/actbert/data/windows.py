@@ -25,7 +25,6 @@ class WindowSelection:
     frame_pos: np.ndarray  # per chosen box: its frame's position in `frames` (the sample's region_frame)
     boxes: np.ndarray  # per chosen box: the box index within its frame
     clips_subsampled: bool = False
-    clip_from_nearest: bool = False
     frame_from_nearest: bool = False
 
 
@@ -57,7 +56,6 @@ def select_window(
         clips = np.flatnonzero((times[:, 1] > start) & (times[:, 0] < max(end, start + 1e-6)))
         if not len(clips) and nearest_clip:
             clips = np.array([int(np.abs(times.mean(1) - (start + end) / 2).argmin())])
-            sel.clip_from_nearest = True
         sel.clips_subsampled = len(clips) > max_actions
         sel.clips = clips[spread(len(clips), max_actions)]
     ft = np.asarray(frame_times, dtype=np.float64)

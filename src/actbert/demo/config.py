@@ -8,7 +8,7 @@ results; any field change invalidates the cached stages that depend on it (see `
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Pre-training variants: name -> ActBERTConfig overrides. "actbert" is the full model; the others are
 # the ablations of issue 7, each pre-trained with exactly the same budget and data.
@@ -54,7 +54,7 @@ class DemoConfig:
     pretrain_contrastive: float = 1.0
     # Weight of the matching loss (the paper's objectives otherwise weigh 1). At 1 the matching loss sat at
     # ln 2 = 0.69 for ~700 of the 800 steps and ended at 0.58 (train), 0.56 (held-out narration): the four
-    # other losses drive the shared layers. At 5 it reached 0.42 / 0.46 while the others moved < 10 %
+    # other losses drive the shared layers. At 5 it reached 0.42 / 0.46 while the others rose 2-14 %
     # (measured on the seed-0 corpus; docs/demo.md). Zero-shot QA, localization and the retrieval rerank
     # all score with the matching head.
     pretrain_match: float = 5.0
@@ -67,7 +67,7 @@ class DemoConfig:
     ft_caption_steps: int = 300
     # segmentation: chosen on 8 held-out TRAIN videos (never the test split): 200 steps at 1e-3 / 1e-4
     # left the training seconds at 18 % non-background accuracy (under-fitted); 600 at 3e-3 / 3e-4 reached
-    # 71 % on them and the best held-out accuracy of the settings tried (docs/demo.md)
+    # 71 % on them and the best held-out accuracy of the 600-step settings tried (docs/demo.md)
     ft_segment_steps: int = 600
     ft_segment_lr: float = 3e-3
     ft_segment_encoder_lr: float = 3e-4
@@ -79,7 +79,6 @@ class DemoConfig:
     # threads // processes torch threads each: a `tiny` step is too small to keep two threads busy, so two
     # one-thread runs side by side finish sooner than two two-thread runs in a row (docs/demo.md).
     processes: int = 2
-    extra: dict = field(default_factory=dict)  # free-form notes kept in results.json
 
     @property
     def threads_per_process(self) -> int:

@@ -4,7 +4,6 @@ each target of issue 7 (met / missed, never hidden).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -201,7 +200,3 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results) -> str:
     L += ["", "Reproduce: `actbert demo" + (" --quick" if cfg.name == "quick" else "") + f" --seed {seed}` "
           "(same seed, same numbers on CPU). Full results: `results.json`.", ""]
     return "\n".join(L)
-
-
-def load(out: str | Path) -> dict:
-    return json.loads((Path(out) / "results.json").read_text())

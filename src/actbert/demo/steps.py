@@ -22,16 +22,7 @@ import numpy as np
 import torch
 
 from actbert.demo.config import SCRATCH, VARIANTS, DemoConfig
-from actbert.utils import atomic_write_json
-
-
-def seed_all(seed: int) -> None:
-    """Reseed every generator a stage may touch (python, numpy, torch)."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+from actbert.utils import atomic_write_json, atomic_write_text, seed_everything
 
 
 @dataclass
@@ -68,15 +59,18 @@ class Stages:
 
         Each process runs torch on `threads` threads, which is part of every stage's key (thread counts
         change float reductions, so the same settings give the same numbers only with the same count).
-        `fn` must be picklable (a `functools.partial` of a module-level function). A stage's marker is
-        written as soon as it finishes, so a failure in one keeps the others' results.
+        `fn(progress=...)` must be picklable (a `functools.partial` of a module-level function); it is
+        told to show progress bars only when it runs alone in this process. A stage's marker is written as
+        soon as it finishes, so a failure in one keeps the others' results.
         """
         keys, results, todo = {}, {}, []
         for name, settings, upstream, fn in jobs:
             keys[name], results[name] = self._lookup(name, {**settings, "threads": threads}, upstream)
             if results[name] is None:
                 todo.append((name, fn))
-        if processes <= 1 or len(todo) <= 1:
+        alone = processes <= 1 or len(todo) <= 1
+        todo = [(name, functools.partial(fn, progress=self.progress and alone)) for name, fn in todo]
+        if alone:
             for name, fn in todo:
                 self._say(f"[demo] {name} ...")
                 previous = torch.get_num_threads()
@@ -138,7 +132,7 @@ class Stages:
 
 
 def _timed(fn: Callable[[], dict], seed: int) -> tuple[dict, float, float]:
-    seed_all(seed)
+    seed_everything(seed)
     t0, c0 = time.perf_counter(), time.process_time()
     result = fn()
     return result, time.perf_counter() - t0, time.process_time() - c0
@@ -184,6 +178,7 @@ def mine_vocab(out: Path, cfg: DemoConfig) -> dict:
     texts = [t for lines in train_narration.values() for t in lines["text"]]
     vocab = ActionVocab.build(texts, top_k=cfg.vocab_top_k, min_count=cfg.vocab_min_count)
     vocab.save(d / "vocab.json")
+    write_word_vocab(texts, d / "tokenizer")  # here, once: the parallel pre-training processes only read it
     return {"train_videos": len(train_narration), "lines": len(texts), "verbs": vocab.verbs,
             "counts": vocab.counts, "texts_without_verb": vocab.stats.get("texts_without_verb")}
 
@@ -263,27 +258,28 @@ def write_word_vocab(texts: list[str], directory: Path) -> Path:
     chars = {c for w in words for c in w}
     pieces = sorted(words | chars | {"##" + c for c in chars})
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("".join(t + "\n" for t in [*SPECIAL_TOKENS, *pieces]), encoding="utf-8")
-    (directory / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}\n')
+    atomic_write_text(directory / "vocab.txt", "".join(t + "\n" for t in [*SPECIAL_TOKENS, *pieces]))
+    atomic_write_text(directory / "tokenizer_config.json", '{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}\n')
     return directory
 
 
 def corpus_run(out: Path, seed: int):
-    """Store + TRAIN narration + vocab -> corpus, tokenizer (words of the train narration), tiny model config."""
+    """Store + TRAIN narration + vocab + the vocab stage's tokenizer -> corpus, tokenizer, tiny model config."""
     from actbert.training.data import build_corpus_run
 
-    captions = json.loads((out / "data" / "narration_train.json").read_text())
-    tok_dir = write_word_vocab([t for c in captions.values() for t in c["text"]], out / "data" / "tokenizer")
-    return build_corpus_run(out / "store", out / "data" / "narration_train.json", out / "data" / "vocab.json",
-                            "tiny", seed=seed, val_fraction=0.1, tokenizer_dir=str(tok_dir))
+    data = out / "data"
+    return build_corpus_run(out / "store", data / "narration_train.json", data / "vocab.json", "tiny", seed=seed,
+                            val_fraction=0.1, tokenizer_dir=str(data / "tokenizer"))
 
 
-def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, progress: bool) -> dict:
-    """Pre-train one variant (the ablations differ only by their ActBERTConfig overrides)."""
+def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
+    """Pre-train one variant (the ablations differ only by their ActBERTConfig overrides); builds its own
+    corpus, so it can run in a process of its own."""
     from actbert.training.config import TrainConfig
     from actbert.training.pretrain import pretrain
     from actbert.training.data import default_collator
 
+    run = corpus_run(out, seed)
     weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive, "match": cfg.pretrain_match}
     model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
@@ -294,11 +290,6 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, run, seed: int, p
                    progress=progress, collate_fn=default_collator(run.tokenizer, model_config))
     return {"steps": res.step, "final_losses": res.final_losses, "eval": res.eval,
             "model_dir": str(Path(res.model_dir).relative_to(out)), "timing": {"samples_per_s": res.samples_per_s}}
-
-
-def pretrain_variant_stage(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
-    """`pretrain_variant` with its own corpus: the body of a stage that may run in another process."""
-    return pretrain_variant(out, cfg, variant, corpus_run(out, seed), seed, progress)
 
 
 def save_scratch(out: Path, run, seed: int) -> dict:
@@ -326,7 +317,8 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     res: dict[str, Any] = {}
     res["world"] = stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [],
                               lambda: make_world(out, cfg, seed, prog))
-    res["vocab"] = stages.run("vocab", {"top_k": cfg.vocab_top_k, "min": cfg.vocab_min_count}, ["world"],
+    vocab = {"top_k": cfg.vocab_top_k, "min": cfg.vocab_min_count, "writes": "tokenizer"}
+    res["vocab"] = stages.run("vocab", vocab, ["world"],
                               lambda: mine_vocab(out, cfg))
     act = {k: getattr(cfg, k) for k in ("action_epochs", "action_batch", "action_lr", "action_resize", "action_crop")}
     res["action_net"] = stages.run("action_net", act, ["vocab"], lambda: train_action(out, cfg, seed, prog))
@@ -335,20 +327,12 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     res["detector"] = stages.run("detector", det, ["world"], lambda: train_regions(out, cfg, seed, prog))
     res["extract"] = stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
                                 lambda: extract(out, cfg, prog))
-    lazy: dict[str, Any] = {}
-
-    def run():  # the corpus is built once per process, and only when a stage needs it
-        if "run" not in lazy:
-            lazy["run"] = corpus_run(out, seed)
-        return lazy["run"]
-
     pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
                                         "pretrain_contrastive", "pretrain_match")}
-    parallel = cfg.processes > 1
     jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
-             functools.partial(pretrain_variant_stage, out, cfg, v, seed, prog and not parallel)) for v in cfg.variants]
+             functools.partial(pretrain_variant, out, cfg, v, seed)) for v in cfg.variants]
     res["pretrain"] = dict(zip(cfg.variants, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))
     res["pretrain"][SCRATCH] = stages.run(f"pretrain_{SCRATCH}", {}, ["extract", "vocab"],
-                                          lambda: save_scratch(out, run(), seed))
+                                          lambda: save_scratch(out, corpus_run(out, seed), seed))
     res.update(evaluate_fn(stages, cfg))
     return res

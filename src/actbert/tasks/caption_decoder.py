@@ -248,6 +248,3 @@ def beam_search(decoder: CaptionDecoder, memory: Tensor, memory_pad: Tensor, bea
                     words = ids[b * K + k, 1:].tolist()
                     finished[b].append((float(scores[b, k]) / length_penalty(len(words), alpha), words))
     return [max(f, key=lambda x: x[0])[1] if f else [] for f in finished]
-
-
-# --- shared by the captioning and segmentation tasks: training loop, checkpoints --------------------------

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from actbert.tasks import scoring as S
 from actbert.tasks.scoring import Clip
 
-__all__ = ["retrieval_scores", "evaluate_retrieval", "text_video_embeddings", "first_stage_topk", "two_stage_matrix", "finetune_retrieval",
+__all__ = ["retrieval_scores", "evaluate_retrieval", "first_stage_topk", "two_stage_matrix", "finetune_retrieval",
            "load_clips", "add_evaluate_arguments", "run_evaluate", "add_finetune_arguments", "run_finetune"]
 
 MODES = ("exhaustive", "two-stage")
@@ -88,12 +88,14 @@ def retrieval_scores(model, tokenizer, clips: Sequence[Clip], store, mode: str =
     """Score matrices of `clips` (query i ↔ gallery column i): ``t2v`` [N, N] and ``v2t`` [N, N].
 
     ``t2v[i, j]`` ranks video j for caption i; ``v2t[j, i]`` ranks caption i for video j (the transpose
-    of ``t2v`` in exhaustive mode). Also returns ``n_pairs_scored`` and ``seconds`` (encode / score).
+    of ``t2v`` in exhaustive mode). Also returns ``n_pairs_scored`` and ``seconds`` (encode / score), and
+    in two-stage mode ``first_stage_t2v``: the contrastive similarities alone [N, N].
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if len(clips) == 0:
         raise ValueError("no clip to retrieve")
+    extra: dict = {}
     with S.eval_mode(model):
         t0 = time.perf_counter()
         text, video, t_map, v_map = _encode(model, tokenizer, clips, store, batch_size, progress)
@@ -122,20 +124,11 @@ def retrieval_scores(model, tokenizer, clips: Sequence[Clip], store, mode: str =
             t2v = two_stage_matrix(sim, top_t, full_t)
             v2t = two_stage_matrix(sim.T, top_v, full_v)
             n_pairs = len(uniq)
+            extra["first_stage_t2v"] = sim
         t2 = time.perf_counter()
     return {"t2v": S.finite_or_raise(t2v, "t2v scores"), "v2t": S.finite_or_raise(v2t, "v2t scores"),
             "n_pairs_scored": int(n_pairs), "n_unique_texts": len(text), "n_unique_videos": len(video),
-            "seconds": {"encode": t1 - t0, "score": t2 - t1}}
-
-
-def text_video_embeddings(model, tokenizer, clips: Sequence[Clip], store, batch_size: int = 256,
-                          progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The contrastive (first-stage) embeddings of each clip's caption and video: two [N, D] arrays, row i = clip i."""
-    with S.eval_mode(model), torch.no_grad():
-        text, video, t_map, v_map = _encode(model, tokenizer, clips, store, batch_size, progress)
-        te = model.embed_text(text).float().cpu().numpy()
-        ve = model.embed_video(video).float().cpu().numpy()
-    return te[t_map], ve[v_map]
+            "seconds": {"encode": t1 - t0, "score": t2 - t1}, **extra}
 
 
 def evaluate_retrieval(model, tokenizer, clips: Sequence[Clip], store, mode: str = "exhaustive", k: int = 50,

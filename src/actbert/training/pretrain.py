@@ -250,11 +250,12 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
                 with sync:
                     with autocast():
                         out = model(batch)
-                    if tc.optimizer_in_backward and not math.isfinite(float(out.loss.detach())):
+                    losses = _loss_vector(out)
+                    if tc.optimizer_in_backward and not math.isfinite(float(losses[0])):
                         # backward would update the weights, so the check cannot wait for the step's end
-                        raise NonFiniteLossError(_nan_message(step, _loss_vector(out), micro_batches, last_ckpt))
+                        raise NonFiniteLossError(_nan_message(step, losses, micro_batches, last_ckpt))
                     scaler.scale(out.loss / tc.grad_accum).backward()
-                sums += _loss_vector(out)
+                sums += losses
             sums[-1] = float(not all(math.isfinite(float(v)) for v in sums[:-1]))
             means = D.all_reduce_mean(sums / tc.grad_accum, info)
             if means[-1] > 0:
@@ -328,8 +329,9 @@ def _train(info, tc: TrainConfig, model_config, train_data, eval_data, tokenizer
 
 def _loss_vector(out) -> torch.Tensor:
     """[total, one value per LOSS_KEYS entry (0 where absent), 0 (the non-finite flag slot)] of one forward."""
-    values = [float(out.loss.detach())] + [float(out.losses[k].detach()) if k in out.losses else 0.0 for k in LOSS_KEYS]
-    return torch.tensor(values + [0.0], dtype=torch.float64)
+    zero = out.loss.new_zeros((), dtype=torch.float32)
+    values = [out.loss] + [out.losses.get(k, zero) for k in LOSS_KEYS] + [zero]
+    return torch.stack([v.detach().float() for v in values]).cpu().double()  # one device -> host copy
 
 
 def _nan_message(step: int, means: torch.Tensor, batches: list, last_ckpt: Path | None, what: str = "loss") -> str:

@@ -29,8 +29,10 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, nms
 
+from actbert.utils import atomic_path, atomic_write_json
+
 __all__ = [
-    "BACKBONES", "BackboneSpec", "FrameRegions", "RegionExtractor", "box_location5", "build_detector",
+    "BACKBONES", "BackboneSpec", "FrameRegions", "RegionExtractor", "box_location5", "build_detector", "image_tensor",
     "load_detector_weights", "load_region_extractor", "save_region_extractor", "default_class_names",
     "torchvision_weights_path",
 ]
@@ -228,16 +230,24 @@ class FrameRegions:
     scores: np.ndarray       # [K] float32, detection score (prob. of the detected class), decreasing
 
 
+def image_tensor(img: np.ndarray, index: int = 0) -> torch.Tensor:
+    """A uint8 HxWx3 frame -> float CHW in [0, 1] (what torchvision detectors take); bad input names `index`."""
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+        raise ValueError(f"image {index}: expected a uint8 HxWx3 array, got {desc}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"image {index}: empty image of shape {img.shape}")
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+
+
 def box_location5(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """[K, 4] pixel boxes, (H, W) -> [K, 5] `[x1/W, y1/H, x2/W, y2/H, area/(W*H)]`, clipped to [0, 1]."""
+    from actbert.data.windows import region_location  # the one definition, shared with the data layer
+
     h, w = image_size
     if h <= 0 or w <= 0:
         raise ValueError(f"image_size must be positive (H, W), got {image_size}")
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    norm = np.clip(b / np.array([w, h, w, h], dtype=np.float32), 0.0, 1.0)
-    # Area from the clipped, normalised box, so it always matches the location it is stored with.
-    area = np.clip(norm[:, 2] - norm[:, 0], 0, None) * np.clip(norm[:, 3] - norm[:, 1], 0, None)
-    return np.concatenate([norm, area[:, None]], axis=1).astype(np.float32)
+    return region_location(boxes, image_size)
 
 
 class RegionExtractor:
@@ -285,20 +295,11 @@ class RegionExtractor:
 
     def extract(self, images: Sequence[np.ndarray]) -> list[FrameRegions]:
         """One `FrameRegions` per image (uint8 HxWx3 arrays, any sizes), computed in batches."""
-        tensors = [self._to_tensor(img, i) for i, img in enumerate(images)]
+        tensors = [image_tensor(img, i) for i, img in enumerate(images)]
         out: list[FrameRegions] = []
         for start in range(0, len(tensors), self.batch_size):
             out.extend(self._extract_batch(tensors[start:start + self.batch_size]))
         return out
-
-    @staticmethod
-    def _to_tensor(img: np.ndarray, index: int) -> torch.Tensor:
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-            raise ValueError(f"image {index}: expected a uint8 HxWx3 array, got {desc}")
-        if img.shape[0] == 0 or img.shape[1] == 0:
-            raise ValueError(f"image {index}: empty image of shape {img.shape}")
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
 
     @torch.inference_mode()
     def _extract_batch(self, images: list[torch.Tensor]) -> list[FrameRegions]:
@@ -338,16 +339,6 @@ class RegionExtractor:
         return results
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_region_extractor(extractor: RegionExtractor, directory: str | os.PathLike) -> Path:
     """Write `model.safetensors` + `config.json` into `directory` (each atomically); returns the folder."""
     from safetensors.torch import save_file
@@ -358,19 +349,15 @@ def save_region_extractor(extractor: RegionExtractor, directory: str | os.PathLi
     d.mkdir(parents=True, exist_ok=True)
     m = extractor.model
     state = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-    atomic_write(d / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    with atomic_path(d / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
     config = {
         "format": FORMAT, "version": 1, "backbone": extractor.backbone, "num_classes": extractor.num_classes,
         "class_names": extractor.class_names, "feature_dim": extractor.feature_dim,
         "min_size": int(m.transform.min_size[0]), "max_size": int(m.transform.max_size),
         "top_k": extractor.top_k, "score_thresh": extractor.score_thresh, "nms_thresh": extractor.nms_thresh,
     }
-
-    def write_config(p: str) -> None:
-        with open(p, "w", encoding="utf-8") as fh:
-            json.dump(config, fh, indent=2)
-
-    atomic_write(d / CONFIG_FILE, write_config)
+    atomic_write_json(d / CONFIG_FILE, config)
     return d
 
 
@@ -390,7 +377,7 @@ def load_region_extractor(directory: str | os.PathLike, top_k: int | None = None
         raise ValueError(f"{cfg_path} is not a region extractor config (format={cfg.get('format')!r})")
     model = build_detector(backbone, num_classes, min_size=cfg.get("min_size"), max_size=cfg.get("max_size"))
     load_detector_weights(model, backbone, d / WEIGHTS_FILE, allow_new_predictor=False)
-    return RegionExtractor(model, top_k=top_k or cfg.get("top_k", 10),
+    return RegionExtractor(model, top_k=cfg.get("top_k", 10) if top_k is None else top_k,
                            score_thresh=cfg.get("score_thresh", 0.0) if score_thresh is None else score_thresh,
                            nms_thresh=cfg.get("nms_thresh", 0.5) if nms_thresh is None else nms_thresh,
                            class_names=cfg.get("class_names"), backbone=backbone)

@@ -8,7 +8,6 @@ epoch, so a killed run leaves the last finished epoch; `metrics.json` is written
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -19,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from actbert.video.detector import (RegionExtractor, build_detector, roi_settings, save_region_extractor,
-                                    atomic_write)
+from actbert.utils import atomic_write_json
+from actbert.video.detector import RegionExtractor, build_detector, image_tensor, roi_settings, save_region_extractor
 from actbert.video.detector_coco import CocoImage, evaluate_detections, load_image, read_coco
 
 __all__ = ["TrainResult", "train_detector", "predict_detections", "evaluate_detector"]
@@ -56,10 +55,6 @@ class _ImageCache:
         return img
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img).permute(2, 0, 1).float().div_(255.0)
-
-
 @torch.inference_mode()
 def predict_detections(model, images: list[np.ndarray], batch_size: int = 8, score_thresh: float = 0.01,
                        max_dets: int = 100) -> list[dict]:
@@ -69,7 +64,7 @@ def predict_detections(model, images: list[np.ndarray], batch_size: int = 8, sco
     out = []
     with roi_settings(model, score_thresh=score_thresh, detections_per_img=max_dets):
         for i in range(0, len(images), batch_size):
-            for det in model([_to_tensor(im) for im in images[i:i + batch_size]]):
+            for det in model([image_tensor(im) for im in images[i:i + batch_size]]):
                 out.append({k: v.numpy() for k, v in det.items()})
     model.train(was_training)
     return out
@@ -82,16 +77,13 @@ def evaluate_detector(model, images: list[CocoImage], class_names: list[str], ca
     return evaluate_detections(preds, images, class_names)
 
 
-def _freeze_batchnorm(model: torch.nn.Module) -> int:
-    """Pretrained starts: keep BatchNorm statistics and affine params fixed (small batches would ruin them)."""
-    n = 0
+def _freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Pretrained starts: keep BatchNorm statistics and affine params fixed (small batches would ruin them).
+    Call it again after every `model.train()`, which puts BatchNorm back in training mode."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
-            n += 1
-    return n
+            m.requires_grad_(False)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -139,6 +131,8 @@ def train_detector(coco_json: str | os.PathLike, out_dir: str | os.PathLike, bac
     cache = _ImageCache()
     initial = evaluate_detector(model, val, data.class_names, cache) if (val and eval_initial) else None
 
+    if weights is not None:
+        _freeze_batchnorm(model)  # before collecting the parameters, so the frozen ones stay out
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -159,7 +153,7 @@ def train_detector(coco_json: str | os.PathLike, out_dir: str | os.PathLike, bac
             images, targets = [], []
             for i in perm[b * batch_size:(b + 1) * batch_size]:
                 item = train[i]
-                img, boxes = _to_tensor(cache.get(item.path)), torch.from_numpy(item.boxes.copy())
+                img, boxes = image_tensor(cache.get(item.path)), torch.from_numpy(item.boxes.copy())
                 if rng.random() < hflip:
                     img = img.flip(-1)
                     w = img.shape[-1]
@@ -204,10 +198,5 @@ def train_detector(coco_json: str | os.PathLike, out_dir: str | os.PathLike, bac
         "num_gt_per_class": final["num_gt_per_class"] if final else {},
         "recall_score_thresh": final["recall_score_thresh"] if final else None,
     }
-
-    def write(p: str) -> None:
-        with open(p, "w", encoding="utf-8") as fh:
-            json.dump(metrics, fh, indent=2)  # NaN is written as NaN (json.loads reads it back)
-
-    atomic_write(out / "metrics.json", write)
+    atomic_write_json(out / "metrics.json", metrics)  # NaN is written as NaN (json.loads reads it back)
     return TrainResult(out, metrics["map50"], metrics["map50_initial"], metrics, metrics["seconds"])
