@@ -57,19 +57,20 @@ class ActBERTForPretraining(nn.Module):
     def score_pairs(self, text: TextState, video: VideoState) -> Tensor:
         return self.match_score(self.actbert.fuse(text, video))
 
-    def _contrastive(self) -> ContrastiveHead:
+    def require_contrastive_head(self) -> ContrastiveHead:
         if self.contrastive_head is None:
             raise MissingContrastiveHeadError(
-                "this model has no contrastive head (contrastive_dim 0, e.g. converted from PaddleVideo): use "
-                "full cross-encoder retrieval, or fine-tune it with a contrastive loss weight > 0 to get one"
+                "this model has no contrastive head (contrastive_dim 0, e.g. converted from PaddleVideo), which "
+                "index, search and two-stage retrieval need; score with the matching head instead "
+                "(actbert evaluate retrieval --mode exhaustive)"
             )
         return self.contrastive_head
 
     def embed_text(self, text: TextState) -> Tensor:
-        return self._contrastive().embed_text(text.hidden, text.mask)
+        return self.require_contrastive_head().embed_text(text.hidden, text.mask)
 
     def embed_video(self, video: VideoState) -> Tensor:
-        return self._contrastive().embed_video(video.action_hidden, video.action_mask, video.region_hidden, video.region_mask)
+        return self.require_contrastive_head().embed_video(video.action_hidden, video.action_mask, video.region_hidden, video.region_mask)
 
     # --- pre-training ---
     def forward(self, batch: dict[str, Tensor], output_attentions: bool = False) -> PretrainOutput:
