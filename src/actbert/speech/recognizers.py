@@ -139,7 +139,9 @@ class WhisperRecognizer(Recognizer):
                                     f"written by save_pretrained (this command never downloads)")
         self.processor = WhisperProcessor.from_pretrained(model_dir, local_files_only=True)
         self.model = WhisperForConditionalGeneration.from_pretrained(model_dir, local_files_only=True).to(device).eval()
-        self.device, self.max_new_tokens, self.language = device, max_new_tokens, language
+        # prompt tokens + new tokens must fit the decoder's positions (448 in OpenAI's checkpoints)
+        limit = getattr(self.model.config, "max_target_positions", 448) - 8
+        self.device, self.max_new_tokens, self.language = device, max(1, min(max_new_tokens, limit)), language
         self.name = f"whisper:{model_dir.name}"
         self._torch = torch
 
@@ -160,7 +162,7 @@ class WhisperRecognizer(Recognizer):
             if t in special:
                 continue
             piece = tok.decode([t])
-            if not piece.strip():
+            if not piece.strip() or (piece.startswith("<|") and piece.endswith("|>")):  # unregistered control token
                 continue
             if piece[:1].isspace() or not words:
                 words.append((piece.strip(), [p]))
