@@ -70,10 +70,17 @@ def _is_unit(name: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
-def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, threads: int | None,
-        in_backward: bool = False, heap_threshold: int | None = None) -> dict:
-    """Time the step `actbert pretrain` runs: its optimizer (training/optim.py), clipping at 1.0 unless the
-    optimizer steps inside backward (which cannot clip; TrainConfig.optimizer_in_backward)."""
+def masked_batch(config, batch_size: int) -> dict[str, torch.Tensor]:
+    """The benchmark's synthetic batch, masked as pre-training masks it (seed 0: every run sees the same)."""
+    g = torch.Generator().manual_seed(0)
+    return mask_batch(random_batch(config, batch_size, generator=g), MaskingConfig(), SPECIAL_IDS, config.vocab_size, g)
+
+
+def build_step(preset: str, batch_size: int, precision: str, threads: int | None, in_backward: bool = False,
+               heap_threshold: int | None = None):
+    """The step `actbert pretrain` runs (its optimizer from training/optim.py, clipping at 1.0 unless the
+    optimizer steps inside backward, which cannot clip) on a synthetic masked batch at the preset's sizes.
+    Returns (step, model, batch, config)."""
     if heap_threshold:  # process-wide and for good: a benchmark process measures one setting
         from actbert.utils import limit_heap_fragmentation
 
@@ -83,11 +90,8 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
     torch.manual_seed(0)
     config = get_preset(preset)
     model = ActBERTForPretraining(config).train()
-    g = torch.Generator().manual_seed(0)
-    batch = random_batch(config, batch_size, generator=g)
-    batch = mask_batch(batch, MaskingConfig(), SPECIAL_IDS, config.vocab_size, g)
+    batch = masked_batch(config, batch_size)
     optimizer = make_optimizer(model, lr=1e-4, weight_decay=0.01, in_backward=in_backward)
-    flops, per_group = count_flops(model, batch)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
     def step():
@@ -99,6 +103,14 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    return step, model, batch, config
+
+
+def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, threads: int | None,
+        in_backward: bool = False, heap_threshold: int | None = None) -> dict:
+    """Time `build_step`'s step: samples/s, GFLOP/s against the matmul peaks measured now, peak RSS."""
+    step, model, batch, config = build_step(preset, batch_size, precision, threads, in_backward, heap_threshold)
+    flops, per_group = count_flops(model, batch)
     for _ in range(warmup):
         step()
     start = time.perf_counter()
