@@ -9,6 +9,7 @@ DESCRIPTION = "Run a benchmark; `actbert bench NAME --help` lists its flags. Res
 BENCHMARKS = {
     "train-step": ("actbert.bench.train_step", "model training step: samples/s, GFLOP/s, peak RSS"),
     "peer-paddle": ("actbert.bench.peer_paddle", "our training step vs PaddleVideo's, in turns, and the ratio"),
+    "train-step-ab": ("actbert.bench.train_step_ab", "our training step in two settings (environments), in turns: the ratio"),
     "data": ("actbert.bench.data_loading", "data loader samples/s with workers at base sizes"),
     "store": ("actbert.bench.store", "feature store random-access reads/s and streaming MB/s"),
     "extraction": ("actbert.bench.extraction", "decode fps, action net clips/s, detector frames/s, end to end"),

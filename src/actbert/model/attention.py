@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from actbert.model.linear import Linear
+
 
 def split_heads(x: Tensor, heads: int) -> Tensor:
     """[B, L, H*d] -> [B, H, L, d]"""
@@ -48,8 +50,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden: int, intermediate: int, dropout: float, eps: float):
         super().__init__()
-        self.inp = nn.Linear(hidden, intermediate)
-        self.out = nn.Linear(intermediate, hidden)
+        self.inp = Linear(hidden, intermediate)
+        self.out = Linear(intermediate, hidden)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(hidden, eps=eps)
 
@@ -64,10 +66,10 @@ class TransformerLayer(nn.Module):
         super().__init__()
         self.heads = heads
         self.attn_dropout = attn_dropout
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
-        self.attn_out = nn.Linear(hidden, hidden)
+        self.query = Linear(hidden, hidden)
+        self.key = Linear(hidden, hidden)
+        self.value = Linear(hidden, hidden)
+        self.attn_out = Linear(hidden, hidden)
         self.attn_norm = nn.LayerNorm(hidden, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.ffn = FeedForward(hidden, intermediate, dropout, eps)

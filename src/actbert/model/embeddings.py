@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from actbert.model.config import ActBERTConfig
+from actbert.model.linear import Linear
 
 GLOBAL_REGION_LOCATION = (0.0, 0.0, 1.0, 1.0, 1.0)  # ViLBERT's whole-image box
 
@@ -43,8 +44,8 @@ class RegionEmbeddings(nn.Module):
     def __init__(self, config: ActBERTConfig):
         super().__init__()
         h = config.region_hidden
-        self.feature = nn.Linear(config.region_feat_dim, h)
-        self.location = nn.Linear(5, h)
+        self.feature = Linear(config.region_feat_dim, h)
+        self.location = Linear(5, h)
         if config.visual_position_type_embeddings:
             self.frame = nn.Embedding(config.max_region_frames, h)
             self.token_type = nn.Embedding(2, h)  # 0 = global token, 1 = region
@@ -83,7 +84,7 @@ class ActionEmbeddings(nn.Module):
     def __init__(self, config: ActBERTConfig):
         super().__init__()
         h = config.action_hidden
-        self.feature = nn.Linear(config.action_feat_dim, h)
+        self.feature = Linear(config.action_feat_dim, h)
         if config.action_cls_token:
             self.act_token = nn.Parameter(torch.zeros(1, 1, h))
         if config.visual_position_type_embeddings:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from actbert.model.attention import TransformerLayer
 from actbert.model.config import ActBERTConfig
 from actbert.model.embeddings import ActionEmbeddings, RegionEmbeddings, TextEmbeddings
+from actbert.model.linear import Linear
 from actbert.model.tnt import TangledAttentions, TangledBlock
 
 
@@ -84,9 +85,9 @@ class ActBERTModel(nn.Module):
         self.region_stages = stages(c.region_stage_layers, c.region_hidden, c.region_heads, c.region_intermediate)
         self.action_stages = stages(c.action_stage_layers, c.action_hidden, c.action_heads, c.action_intermediate)
         self.tnt_blocks = nn.ModuleList(TangledBlock(c) for _ in range(c.num_tnt_blocks))
-        self.text_pooler = nn.Linear(c.text_hidden, c.pooled_dim)
-        self.region_pooler = nn.Linear(c.region_hidden, c.pooled_dim)
-        self.action_pooler = nn.Linear(c.action_hidden, c.pooled_dim)
+        self.text_pooler = Linear(c.text_hidden, c.pooled_dim)
+        self.region_pooler = Linear(c.region_hidden, c.pooled_dim)
+        self.action_pooler = Linear(c.action_hidden, c.pooled_dim)
         self.pooler_activation = torch.tanh if c.pooler_activation == "tanh" else torch.relu
         self.apply(self._init_weights)
 

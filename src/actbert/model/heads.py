@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from actbert.model.config import ActBERTConfig
+from actbert.model.linear import Linear, linear
 
 
 class PredictionTransform(nn.Module):
@@ -16,7 +17,7 @@ class PredictionTransform(nn.Module):
 
     def __init__(self, hidden: int, eps: float):
         super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
+        self.dense = Linear(hidden, hidden)
         self.norm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -27,7 +28,7 @@ class ClassifierHead(nn.Module):
     def __init__(self, hidden: int, classes: int, eps: float):
         super().__init__()
         self.transform = PredictionTransform(hidden, eps)
-        self.decoder = nn.Linear(hidden, classes)
+        self.decoder = Linear(hidden, classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.transform(x))
@@ -43,7 +44,7 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(self.transform(x), self.word_embeddings.weight, self.bias)
+        return linear(self.transform(x), self.word_embeddings.weight, self.bias)
 
 
 class MatchingHead(nn.Module):
@@ -62,7 +63,7 @@ class MatchingHead(nn.Module):
         self.fusion = config.match_fusion
         self.dropout = nn.Dropout(config.hidden_dropout)
         width = 2 * config.pooled_dim if self.fusion == "product_concat" else config.pooled_dim
-        self.classifier = nn.Linear(width, 2)
+        self.classifier = Linear(width, 2)
 
     def forward(self, pooled_text: Tensor, pooled_region: Tensor, pooled_action: Tensor) -> Tensor:
         if self.fusion == "product_concat":
@@ -84,8 +85,8 @@ class ContrastiveHead(nn.Module):
 
     def __init__(self, config: ActBERTConfig):
         super().__init__()
-        self.text_proj = nn.Linear(config.text_hidden, config.contrastive_dim)
-        self.video_proj = nn.Linear(config.action_hidden + config.region_hidden, config.contrastive_dim)
+        self.text_proj = Linear(config.text_hidden, config.contrastive_dim)
+        self.video_proj = Linear(config.action_hidden + config.region_hidden, config.contrastive_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def embed_text(self, hidden: Tensor, mask: Tensor) -> Tensor:

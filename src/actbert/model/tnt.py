@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from actbert.model.attention import FeedForward, attend, merge_heads, split_heads
 from actbert.model.config import ActBERTConfig
+from actbert.model.linear import Linear
 
 
 @dataclass
@@ -64,10 +65,10 @@ def nearest_resize(x: Tensor, length: int, mask: Tensor | None = None) -> Tensor
 class _StreamProjections(nn.Module):
     def __init__(self, hidden: int, bi_hidden: int, dropout: float, eps: float, intermediate: int):
         super().__init__()
-        self.query = nn.Linear(hidden, bi_hidden)
-        self.key = nn.Linear(hidden, bi_hidden)
-        self.value = nn.Linear(hidden, bi_hidden)
-        self.out = nn.Linear(bi_hidden, hidden)
+        self.query = Linear(hidden, bi_hidden)
+        self.key = Linear(hidden, bi_hidden)
+        self.value = Linear(hidden, bi_hidden)
+        self.out = Linear(bi_hidden, hidden)
         self.norm = nn.LayerNorm(hidden, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.ffn = FeedForward(hidden, intermediate, dropout, eps)
@@ -90,14 +91,14 @@ class TangledBlock(nn.Module):
         self.action = _StreamProjections(config.action_hidden, *args, config.action_intermediate)
         bi = config.bi_hidden
         if self.kv_mode == "stack":
-            self.region_context_key = nn.Linear(bi, bi)  # c_r -> keys of the word stream
-            self.region_context_value = nn.Linear(bi, bi)
-            self.word_context_key = nn.Linear(bi, bi)  # c_w -> keys of the region stream
-            self.word_context_value = nn.Linear(bi, bi)
+            self.region_context_key = Linear(bi, bi)  # c_r -> keys of the word stream
+            self.region_context_value = Linear(bi, bi)
+            self.word_context_key = Linear(bi, bi)  # c_w -> keys of the region stream
+            self.word_context_value = Linear(bi, bi)
         elif self.kv_mode == "add":  # PaddleVideo: key_av, key_at, and value_at for both contexts
-            self.region_context_key = nn.Linear(bi, bi)
-            self.word_context_key = nn.Linear(bi, bi)
-            self.context_value = nn.Linear(bi, bi)
+            self.region_context_key = Linear(bi, bi)
+            self.word_context_key = Linear(bi, bi)
+            self.context_value = Linear(bi, bi)
 
     def _qkv(self, stream: _StreamProjections, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return tuple(split_heads(p(x), self.heads) for p in (stream.query, stream.key, stream.value))
