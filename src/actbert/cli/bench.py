@@ -17,6 +17,7 @@ BENCHMARKS = {
     "pretrain": ("actbert.bench.pretrain", "end-to-end pre-training samples/s, data share, DDP scaling"),
     "retrieval": ("actbert.bench.retrieval", "retrieval time vs N: naive, cached, two-stage"),
     "search": ("actbert.bench.search", "search latency and memory vs index size"),
+    "index": ("actbert.bench.index_speed", "`actbert index` on real videos with the real-data backbones: video-s per wall-s"),
 }
 
 
