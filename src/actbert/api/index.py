@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from actbert.errors import ActbertError, naming_file
 from actbert.api.vector_search import BACKENDS, FaissSearcher, exact_topk, stream_chunks
 
 __all__ = ["INDEX_FORMAT", "IndexMismatchError", "ModelFingerprint", "fingerprint", "ClipIndex", "IndexWriter",
@@ -35,7 +36,7 @@ INDEX_JSON = "index.json"
 CLIP_DTYPE = np.dtype([("video", "<i4"), ("start", "<f4"), ("end", "<f4")])
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(ActbertError, ValueError):
     """The index was built with another model or vocabulary than the one searching it."""
 
 
@@ -99,7 +100,8 @@ def clip_windows(duration: float, clip_seconds: float, stride: float) -> list[tu
 
 def _atomic_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with naming_file(path):
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -147,8 +149,10 @@ class IndexWriter:
     def _flush(self, rows: int) -> None:
         emb, meta = np.concatenate(self._emb), np.concatenate(self._meta)
         n = len(self.chunks)
-        np.save(self.out / f"emb-{n:05d}.npy", emb[:rows])
-        np.save(self.out / f"clips-{n:05d}.npy", meta[:rows])
+        with naming_file(self.out / f"emb-{n:05d}.npy"):  # a full disk names the file
+            np.save(self.out / f"emb-{n:05d}.npy", emb[:rows])
+        with naming_file(self.out / f"clips-{n:05d}.npy"):
+            np.save(self.out / f"clips-{n:05d}.npy", meta[:rows])
         self.chunks.append({"emb": f"emb-{n:05d}.npy", "clips": f"clips-{n:05d}.npy", "rows": int(rows)})
         self.n_clips += rows
         self._emb, self._meta = ([emb[rows:]], [meta[rows:]]) if rows < len(emb) else ([], [])

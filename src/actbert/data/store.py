@@ -27,8 +27,8 @@ from safetensors import safe_open
 from safetensors.numpy import save as st_save
 
 from .store_format import (ARRAY_FIELDS, FORMAT, PART_RE, SHARD_RE, STORE_DIMS, ShardCorruptError, StoreError,
-                           VideoFeatures, atomic_write_bytes, atomic_write_json, crc_of, from_disk, load_json,
-                           merge_meta, read_failures, reindex, scan_shards, to_disk, validate)
+                           VideoFeatures, atomic_write_bytes, atomic_write_json, crc_of, from_disk,
+                           merge_meta, read_failures, read_store_meta, reindex, scan_shards, to_disk, validate)
 
 __all__ = ["FeatureStore", "StoreWriter", "VideoFeatures", "StoreError", "ShardCorruptError", "reindex"]
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class FeatureStore:
             raise StoreError(f"{self.root} is not a feature store (no shards/ folder)")
         if on_corrupt not in ("raise", "skip"):
             raise ValueError("on_corrupt must be 'raise' or 'skip'")
-        self.meta: dict = load_json(self.root / "store.json", {})
+        self.meta: dict = read_store_meta(self.root)
         shards, self.problems = scan_shards(self.root, on_corrupt)
         self.stale_shards = sorted(n for n, e in shards.items() if e.get("stale_index"))
         self._shards = sorted(shards)

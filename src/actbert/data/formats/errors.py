@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from actbert.errors import ActbertError
 
-class FormatError(ValueError):
+
+class FormatError(ActbertError, ValueError):
     """A malformed benchmark file: `path`, 1-based `line` (None when the whole file is at fault), `message`."""
 
     def __init__(self, path: str | Path, line: int | None, message: str):

@@ -1,0 +1,210 @@
+"""The one error surface of actbert: expected failures are named, one line, and never a traceback.
+
+Every error a user can cause with a bad file or a bad setting derives from :class:`ActbertError`
+(format, config, checkpoint, store, index, video errors); `actbert.cli.main` prints such an error as one
+line naming the file and the problem and exits non-zero. Anything else is a bug and keeps its traceback.
+
+This module also holds the guarded readers every loader uses, so that the classes of bad input that
+Python reports without a file name (invalid UTF-8, JSON nested past the recursion limit, duplicate JSON
+keys, a pickle in a `.bin`, a full disk) are turned into named errors in one place:
+
+* :func:`read_json` - UTF-8 with a line number, depth and size limits, duplicate keys refused;
+* :func:`read_text` - UTF-8 with a line number;
+* :func:`torch_load_weights` - ``torch.load(weights_only=True)``; a refused or garbled pickle names the
+  file and never suggests ``weights_only=False``;
+* :func:`naming_file` - gives an ``OSError`` raised while writing a file (``ENOSPC``: disk full) the
+  file's name, which ``write()`` errors lack.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["ActbertError", "InputError", "ConfigError", "read_json", "read_text", "utf8_error",
+           "torch_load_weights", "naming_file", "describe"]
+
+# JSON nested deeper than this is refused before Python's recursion limit (1000) turns it into a
+# RecursionError; no file we read nests deeper than ~6 levels.
+MAX_JSON_DEPTH = 100
+# A JSON file we read in full (configs, index and store metadata, caption files) is refused above this:
+# the biggest real one (HowTo100M's caption.json) is ~2.6 GB, so the limit only stops /dev/zero-like input.
+MAX_JSON_BYTES = 8 << 30
+
+
+class ActbertError(Exception):
+    """Base of every expected, user-caused failure: the CLI prints ``str(error)`` as one line."""
+
+
+class InputError(ActbertError, ValueError):
+    """A bad input file: ``path``, optional 1-based ``line``, ``problem``."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(InputError):
+    """A config (ActBERT, BERT, action net, detector, training) that cannot describe a model we can build."""
+
+
+def utf8_error(path: str | Path, data: bytes | None = None) -> InputError:
+    """InputError naming the first line of `path` that is not valid UTF-8 (only called on the error path)."""
+    if data is None:
+        data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return InputError(path, f"not valid UTF-8 (byte {data[exc.start:exc.start + 1]!r} at column {col}); "
+                                "save the file as UTF-8", line)
+    return InputError(path, "not valid UTF-8")
+
+
+def read_text(path: str | Path) -> str:
+    """The file's text, decoded as UTF-8; invalid bytes raise InputError with their line number."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise utf8_error(path, data) from None
+
+
+def _refuse_duplicates(path: Path):
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        out = {}
+        for k, v in pairs:
+            if k in out:
+                from actbert.data.formats.errors import line_of
+
+                raise InputError(path, f"duplicate JSON key {k!r} (the second value would silently win)",
+                                 line_of(path, json.dumps(k) + ":"))
+            out[k] = v
+        return out
+    return hook
+
+
+def _depth(text: str) -> int:
+    """Maximum bracket nesting of JSON text (strings skipped), computed without recursion."""
+    depth = best = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+def read_json(path: str | Path, *, allow_duplicate_keys: bool = False, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON file or raise InputError naming it (with the line where the decoder knows it).
+
+    Refused: invalid UTF-8, syntax errors, nesting deeper than `max_depth` (a RecursionError otherwise),
+    duplicate keys (unless allowed), files over MAX_JSON_BYTES.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise InputError(path, f"{size} bytes is too large for a JSON file we read whole (limit {MAX_JSON_BYTES})")
+    text = read_text(path)
+    hook = None if allow_duplicate_keys else _refuse_duplicates(path)
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+    except RecursionError:
+        pass
+    # only on the failure path: a cheap scan tells the user how deep it went
+    raise InputError(path, f"JSON nested {_depth(text)} levels deep (at most {max_depth} accepted)")
+
+
+def torch_load_weights(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never arbitrary objects.
+
+    A pickle that asks for anything else, or a file that is no torch checkpoint at all, raises InputError
+    naming the file. Torch's own message is not passed on: it suggests ``weights_only=False``, i.e. running
+    the file's code, which is exactly what must not happen with a file from the internet.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} file not found")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        # torch's text: "Weights only load failed. ... Please file an issue ... WeightsUnpickler error: <why>"
+        why = next((s.split("WeightsUnpickler error:", 1)[1].strip() for s in first if "WeightsUnpickler error:" in s),
+                   first[0] if first else "unpickling failed")
+        raise InputError(path, f"refused to load {what}: it holds more than tensors ({why}); only plain "
+                               "tensor checkpoints (or .safetensors) are accepted") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError, IndexError, KeyError,
+            UnicodeDecodeError, MemoryError, OverflowError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"not a readable torch {what} ({type(exc).__name__}: {msg[:200]})") from None
+
+
+@contextlib.contextmanager
+def naming_file(path: str | Path) -> Iterator[None]:
+    """Re-raise an OSError that has no file name (``write()``: disk full, quota) with `path` as its file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    name = exc.filename if exc.filename is not None else None
+    hint = {errno.ENOSPC: " (disk full: free space and re-run; finished work is kept)",
+            errno.EDQUOT: " (disk quota exceeded: free space and re-run; finished work is kept)",
+            errno.EFBIG: " (file size limit reached)"}.get(exc.errno, "")
+    if name is None:
+        return f"{what}{hint}"
+    other = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
+    return f"{name}{other}: {what}{hint}"
+
+
+def _one_line(text: str) -> str:
+    """An error text on one line; a DataLoader worker's re-raised error keeps only the original message."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if "Original Traceback (most recent call last):" in lines and lines:
+        last = lines[-1]  # "actbert.data.store_format.ShardCorruptError: corrupt shard ..."
+        head, sep, tail = last.partition(": ")
+        return tail if sep and " " not in head else last
+    return " ".join(lines)
+
+
+def describe(exc: BaseException) -> str | None:
+    """One line for an expected failure, or None for a bug (which then keeps its traceback)."""
+    if isinstance(exc, ActbertError):
+        return _one_line(str(exc))
+    text = str(exc)
+    if "Original Traceback" in text and text.strip().splitlines()[-1].startswith("actbert."):
+        # a DataLoader worker's ActbertError whose class torch could not rebuild: it comes back as RuntimeError
+        return _one_line(text)
+    if isinstance(exc, OSError):
+        return _os_error_line(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (a config or input asks for more than this machine has)"
+    return None
