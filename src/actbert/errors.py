@@ -8,7 +8,8 @@ This module also holds the guarded readers every loader uses, so that the classe
 Python reports without a file name (invalid UTF-8, JSON nested past the recursion limit, duplicate JSON
 keys, a pickle in a `.bin`, a full disk) are turned into named errors in one place:
 
-* :func:`read_json` - UTF-8 with a line number, depth and size limits, duplicate keys refused;
+* :func:`read_json` / :func:`loads_json` - UTF-8 with a line number, too-deep nesting and duplicate keys
+  refused with the file's name;
 * :func:`read_text` - UTF-8 with a line number;
 * :func:`torch_load_weights` - ``torch.load(weights_only=True)``; a refused or garbled pickle names the
   file and never suggests ``weights_only=False``;
@@ -23,12 +24,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["ActbertError", "InputError", "ConfigError", "read_json", "read_text", "utf8_error",
-           "torch_load_weights", "naming_file", "describe"]
+__all__ = ["ActbertError", "InputError", "ConfigError", "read_json", "loads_json", "read_text", "utf8_error",
+           "torch_load_weights", "read_safetensors", "naming_file", "describe"]
 
-# JSON nested deeper than this is refused before Python's recursion limit (1000) turns it into a
-# RecursionError; no file we read nests deeper than ~6 levels.
-MAX_JSON_DEPTH = 100
 # A JSON file we read in full (configs, index and store metadata, caption files) is refused above this:
 # the biggest real one (HowTo100M's caption.json) is ~2.6 GB, so the limit only stops /dev/zero-like input.
 MAX_JSON_BYTES = 8 << 30
@@ -47,8 +45,30 @@ class InputError(ActbertError, ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class ConfigError(InputError):
-    """A config (ActBERT, BERT, action net, detector, training) that cannot describe a model we can build."""
+class ConfigError(ActbertError, ValueError):
+    """A config (ActBERT, BERT, action net, detector, training) that cannot describe a model we can build.
+
+    Raised before anything is allocated; loaders prefix the file's name (``ConfigError(f"{path}: ...")``).
+    """
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(what: str, n_params: int, bytes_per_param: int = 4) -> None:
+    """ConfigError when `n_params` parameters alone would exceed this machine's memory (checked before building)."""
+    need = n_params * bytes_per_param
+    have = machine_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(f"{what} would have ~{n_params:.3g} parameters ({need / 2**30:.1f} GiB), more than this "
+                          f"machine's {have / 2**30:.1f} GiB of memory: check the sizes in the config")
 
 
 def utf8_error(path: str | Path, data: bytes | None = None) -> InputError:
@@ -75,18 +95,35 @@ def read_text(path: str | Path) -> str:
         raise utf8_error(path, data) from None
 
 
-def _refuse_duplicates(path: Path):
+def _refuse_duplicates(path: Path, line: int | None):
     def hook(pairs: list[tuple[str, Any]]) -> dict:
-        out = {}
-        for k, v in pairs:
-            if k in out:
+        out = dict(pairs)
+        if len(out) < len(pairs):  # only then look for the key (keeps the well-formed path fast)
+            seen: set[str] = set()
+            k = next(k for k, _ in pairs if k in seen or seen.add(k))
+            where = line
+            if where is None:
                 from actbert.data.formats.errors import line_of
 
-                raise InputError(path, f"duplicate JSON key {k!r} (the second value would silently win)",
-                                 line_of(path, json.dumps(k) + ":"))
-            out[k] = v
+                where = line_of(path, json.dumps(k) + ":")
+            raise InputError(path, f"duplicate JSON key {k!r} (the second value would silently win)", where)
         return out
     return hook
+
+
+def loads_json(text: str, path: str | Path, line: int | None = None, allow_duplicate_keys: bool = False) -> Any:
+    """`json.loads` of `text` read from `path` (at `line` for JSON lines); every failure is an InputError."""
+    path = Path(path)
+    hook = None if allow_duplicate_keys else _refuse_duplicates(path, line)
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except json.JSONDecodeError as exc:
+        where = exc.lineno if line is None else line
+        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", where) from None
+    except RecursionError:
+        pass
+    # only on the failure path: a cheap scan tells the user how deep it went
+    raise InputError(path, f"JSON nested {_depth(text)} levels deep (Python's parser stops near 1000)", line)
 
 
 def _depth(text: str) -> int:
@@ -111,26 +148,17 @@ def _depth(text: str) -> int:
     return best
 
 
-def read_json(path: str | Path, *, allow_duplicate_keys: bool = False, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def read_json(path: str | Path, *, allow_duplicate_keys: bool = False) -> Any:
     """Parse a JSON file or raise InputError naming it (with the line where the decoder knows it).
 
-    Refused: invalid UTF-8, syntax errors, nesting deeper than `max_depth` (a RecursionError otherwise),
-    duplicate keys (unless allowed), files over MAX_JSON_BYTES.
+    Refused: invalid UTF-8 (with its line), syntax errors, nesting so deep that Python's parser would
+    raise RecursionError, duplicate keys (unless allowed), files over MAX_JSON_BYTES.
     """
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_JSON_BYTES:
         raise InputError(path, f"{size} bytes is too large for a JSON file we read whole (limit {MAX_JSON_BYTES})")
-    text = read_text(path)
-    hook = None if allow_duplicate_keys else _refuse_duplicates(path)
-    try:
-        return json.loads(text, object_pairs_hook=hook)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
-    except RecursionError:
-        pass
-    # only on the failure path: a cheap scan tells the user how deep it went
-    raise InputError(path, f"JSON nested {_depth(text)} levels deep (at most {max_depth} accepted)")
+    return loads_json(read_text(path), path, allow_duplicate_keys=allow_duplicate_keys)
 
 
 def torch_load_weights(path: str | Path, what: str = "checkpoint") -> Any:
@@ -160,6 +188,22 @@ def torch_load_weights(path: str | Path, what: str = "checkpoint") -> Any:
             UnicodeDecodeError, MemoryError, OverflowError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not a readable torch {what} ({type(exc).__name__}: {msg[:200]})") from None
+
+
+def read_safetensors(path: str | Path, what: str = "weights") -> dict:
+    """Tensors of a .safetensors file (torch); a missing, truncated or foreign file is an InputError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError, MemoryError) as exc:
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(path, f"cannot read {what} ({msg}); the file may be truncated or not a safetensors "
+                               "file") from None
 
 
 @contextlib.contextmanager

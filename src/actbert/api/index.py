@@ -24,10 +24,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from actbert.errors import ActbertError, naming_file
+from actbert.errors import ActbertError, InputError, naming_file, read_json
 from actbert.api.vector_search import BACKENDS, FaissSearcher, exact_topk, stream_chunks
 
-__all__ = ["INDEX_FORMAT", "IndexMismatchError", "ModelFingerprint", "fingerprint", "ClipIndex", "IndexWriter",
+__all__ = ["INDEX_FORMAT", "IndexMismatchError", "IndexCorruptError", "ModelFingerprint", "fingerprint", "ClipIndex", "IndexWriter",
            "clip_windows"]
 
 INDEX_FORMAT = "actbert.clip_index"
@@ -171,6 +171,72 @@ class IndexWriter:
         return ClipIndex(self.out)
 
 
+class IndexCorruptError(InputError):
+    """An index folder whose files disagree with its index.json (or with each other): rebuild it."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(path, f"{problem}; the index is damaged: rebuild it (actbert index ... --overwrite)")
+
+
+def _is_count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _check_layout(root: Path, info: dict) -> tuple[list[dict], list[str]]:
+    """(chunks, videos) of an index, after checking every file against index.json.
+
+    Cheap checks only (`.npy` headers, the 12-byte-per-row clip tables): rows per chunk, embedding width,
+    the number of videos, and that every clip points at a listed video. Embedding values are checked for
+    NaN / inf as the search streams them (`vector_search.stream_chunks`), so opening stays fast.
+    """
+    meta_path = root / INDEX_JSON
+    for key, ok in (("chunks", lambda v: isinstance(v, list) and v), ("n_clips", _is_count),
+                    ("n_videos", _is_count), ("embedding_dim", lambda v: _is_count(v) and v > 0),
+                    ("store", lambda v: isinstance(v, str))):
+        if key not in info or not ok(info[key]):
+            raise IndexCorruptError(meta_path, f"missing or invalid {key!r} ({info.get(key)!r})")
+    chunks = info["chunks"]
+    for i, c in enumerate(chunks):
+        if not (isinstance(c, dict) and isinstance(c.get("emb"), str) and isinstance(c.get("clips"), str)
+                and _is_count(c.get("rows"))):
+            raise IndexCorruptError(meta_path, f"chunks[{i}] must be {{emb, clips, rows}}, got {c!r}")
+        for k in ("emb", "clips"):
+            if Path(c[k]).name != c[k]:  # a name, never a path that leads out of the folder
+                raise IndexCorruptError(meta_path, f"chunks[{i}].{k} {c[k]!r} is not a file name")
+    missing = [c[k] for c in chunks for k in ("emb", "clips") if not (root / c[k]).is_file()]
+    if missing:
+        raise IndexCorruptError(root, f"incomplete index: missing {missing[:5]}")
+    if sum(c["rows"] for c in chunks) != info["n_clips"]:
+        raise IndexCorruptError(meta_path, f"n_clips is {info['n_clips']} but the chunks list "
+                                           f"{sum(c['rows'] for c in chunks)} rows")
+    videos = read_json(root / "videos.json")
+    if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
+        raise IndexCorruptError(root / "videos.json", "expected a JSON list of video ids")
+    if len(videos) != info["n_videos"]:
+        raise IndexCorruptError(root / "videos.json", f"lists {len(videos)} videos, index.json says {info['n_videos']}")
+    for c in chunks:
+        emb, clips = _open_npy(root / c["emb"]), _open_npy(root / c["clips"])
+        if emb.shape != (c["rows"], info["embedding_dim"]):
+            raise IndexCorruptError(root / c["emb"], f"holds {emb.shape} embeddings, index.json says "
+                                                     f"({c['rows']}, {info['embedding_dim']})")
+        if clips.dtype != CLIP_DTYPE or clips.shape != (c["rows"],):
+            raise IndexCorruptError(root / c["clips"], f"holds {clips.shape} {clips.dtype} clip rows, index.json "
+                                                       f"says ({c['rows']},) {CLIP_DTYPE}")
+        vid = np.asarray(clips["video"])
+        if len(vid) and (vid.min() < 0 or vid.max() >= len(videos)):
+            raise IndexCorruptError(root / c["clips"], f"a clip points at video {int(vid.max())}, but videos.json "
+                                                       f"lists {len(videos)}")
+    return chunks, videos
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    """A memory map of a .npy chunk (reads the header only); a damaged header is an IndexCorruptError."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise IndexCorruptError(path, f"unreadable .npy chunk ({str(exc)[:200]})") from None
+
+
 class ClipIndex:
     """Read side of an index folder: metadata, model check, and first-stage search."""
 
@@ -180,17 +246,11 @@ class ClipIndex:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a clip index (no {INDEX_JSON}; build one with `actbert index` "
                                     "or Pipeline.index, or the build did not finish)")
-        try:
-            self.info = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta_path}: not valid JSON ({exc})") from exc
-        if self.info.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{meta_path} is not an actbert clip index (format={self.info.get('format')!r})")
-        self.chunks = self.info["chunks"]
-        missing = [c[k] for c in self.chunks for k in ("emb", "clips") if not (self.path / c[k]).is_file()]
-        if missing:
-            raise FileNotFoundError(f"index {self.path} is incomplete: missing {missing[:5]}")
-        self.videos: list[str] = json.loads((self.path / "videos.json").read_text(encoding="utf-8"))
+        self.info = read_json(meta_path)
+        if not isinstance(self.info, dict) or self.info.get("format") != INDEX_FORMAT:
+            got = self.info.get("format") if isinstance(self.info, dict) else type(self.info).__name__
+            raise IndexCorruptError(meta_path, f"not an actbert clip index (format={got!r})")
+        self.chunks, self.videos = _check_layout(self.path, self.info)
         self._offsets = np.cumsum([0] + [c["rows"] for c in self.chunks])
         self._faiss: FaissSearcher | None = None
         self._store = None

@@ -176,11 +176,14 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     meta_path = path / TRAINER_JSON
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: no {TRAINER_JSON} (the save did not finish)")
+    from actbert.errors import InputError, read_json
+
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
+        meta = read_json(meta_path)
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
         raise CheckpointError(f"{meta_path}: checkpoint format {meta.get('format')!r}, this code reads {FORMAT}")
     for name, want in meta.get("manifest", {}).items():
         f = path / name
