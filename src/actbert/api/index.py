@@ -233,8 +233,9 @@ def _open_npy(path: Path) -> np.ndarray:
     """A memory map of a .npy chunk (reads the header only); a damaged header is an IndexCorruptError."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise IndexCorruptError(path, f"unreadable .npy chunk ({str(exc)[:200]})") from None
+    except Exception as exc:  # numpy parses the header with ast.literal_eval: SyntaxError, TokenError, ... too
+        msg = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise IndexCorruptError(path, f"unreadable .npy chunk ({type(exc).__name__}: {msg})") from None
 
 
 class ClipIndex:
