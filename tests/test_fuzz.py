@@ -129,35 +129,42 @@ def small_store(tmp_path_factory) -> Path:
     return root
 
 
+def _fuzz_folder(template: Path, work: Path, files: list[Path], damage, use, examples: int = 300) -> None:
+    """Copy `template` to `work`, damage one of its `files` (`damage(data, rel, raw)`), call `use(work)`."""
+    @settings(FUZZ, max_examples=examples)
+    @given(st.data())
+    def check(data):
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(template, work)
+        rel = data.draw(st.sampled_from(files))
+        (work / rel).write_bytes(damage(data, rel, (work / rel).read_bytes()))
+        try:
+            use(work)
+        except ActbertError:
+            pass
+
+    check()
+
+
 def test_store_opener_raises_only_named_errors(small_store, tmp_path_factory):
     from actbert.data.store import FeatureStore
 
     files = sorted(p.relative_to(small_store) for p in small_store.rglob("*") if p.is_file()
                    and not p.name.startswith(".lock"))
     assert any(f.suffix == ".safetensors" for f in files) and Path("store.json") in files
-    work = tmp_path_factory.mktemp("fuzz-store-work") / "store"
 
-    @settings(FUZZ, max_examples=300)
-    @given(st.data())
-    def check(data):
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(small_store, work)
-        rel = data.draw(st.sampled_from(files))
-        raw = (work / rel).read_bytes()
+    def damage(data, rel: Path, raw: bytes) -> bytes:
         if rel.suffix == ".safetensors":  # damage the header (the first bytes), where the structure is
             n = 8 + int.from_bytes(raw[:8], "little")
-            raw = data.draw(damaged(raw[:n])) + raw[n:]
-        else:
-            raw = data.draw(damaged(raw))
-        (work / rel).write_bytes(raw)
-        try:
-            fs = FeatureStore(work)
-            for vid in fs.video_ids():
-                fs[vid]
-        except ActbertError:
-            pass
+            return data.draw(damaged(raw[:n])) + raw[n:]
+        return data.draw(damaged(raw))
 
-    check()
+    def use(root: Path) -> None:
+        fs = FeatureStore(root)
+        for vid in fs.video_ids():
+            fs[vid]
+
+    _fuzz_folder(small_store, tmp_path_factory.mktemp("fuzz-store-work") / "store", files, damage, use)
 
 
 # -- clip index ------------------------------------------------------------------------------------
@@ -178,23 +185,14 @@ def small_index(tmp_path_factory) -> Path:
 def test_index_opener_raises_only_named_errors(small_index, tmp_path_factory):
     from actbert.api.index import ClipIndex
 
-    files = sorted(p.name for p in small_index.iterdir() if p.is_file())
-    work = tmp_path_factory.mktemp("fuzz-index-work") / "idx"
     query = np.ones((1, 4), np.float32) / 2
 
-    @settings(FUZZ, max_examples=300)
-    @given(st.data())
-    def check(data):
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(small_index, work)
-        name = data.draw(st.sampled_from(files))
-        (work / name).write_bytes(data.draw(damaged((work / name).read_bytes())))
-        try:
-            idx = ClipIndex(work)
-            scores, rows = idx.search(query, k=4)
-            idx.clips(rows[0].tolist())
-            assert np.isfinite(scores).all()  # NaN rows are refused, never ranked
-        except ActbertError:
-            pass
+    def use(root: Path) -> None:
+        idx = ClipIndex(root)
+        scores, rows = idx.search(query, k=4)
+        idx.clips(rows[0].tolist())
+        assert np.isfinite(scores).all()  # NaN rows are refused, never ranked
 
-    check()
+    _fuzz_folder(small_index, tmp_path_factory.mktemp("fuzz-index-work") / "idx",
+                 sorted(Path(p.name) for p in small_index.iterdir() if p.is_file()),
+                 lambda data, rel, raw: data.draw(damaged(raw)), use)

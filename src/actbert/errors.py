@@ -212,8 +212,8 @@ def naming_file(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.filename is None and exc.errno is not None:
-            raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        if exc.filename is None:  # numpy's "1280 requested and 480 written" has no errno either
+            raise type(exc)(exc.errno or 0, exc.strerror or str(exc), str(path)) from exc
         raise
 
 

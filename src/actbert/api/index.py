@@ -15,6 +15,7 @@ batch of windows in memory, searching one block of rows, whatever the number of 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -105,6 +106,20 @@ def _atomic_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    """np.save, then check the file holds the whole array: numpy's `tofile` can drop a failed write (full
+    disk, file size limit) without an error (measured: a 3 KB chunk left at 2048 bytes, no exception)."""
+    with naming_file(path):  # a full disk names the file
+        np.save(path, arr)
+        try:
+            complete = np.load(path, mmap_mode="r").shape == arr.shape
+        except ValueError:  # "mmap length is greater than file size"
+            complete = False
+        if not complete:
+            raise OSError(errno.EIO, f"short write: only {path.stat().st_size} bytes reached the disk (disk full or "
+                                     "file size limit?)", str(path))
+
+
 class IndexWriter:
     """Appends (video, start, end, embedding) rows; writes a chunk file every `chunk_rows` rows."""
 
@@ -149,10 +164,8 @@ class IndexWriter:
     def _flush(self, rows: int) -> None:
         emb, meta = np.concatenate(self._emb), np.concatenate(self._meta)
         n = len(self.chunks)
-        with naming_file(self.out / f"emb-{n:05d}.npy"):  # a full disk names the file
-            np.save(self.out / f"emb-{n:05d}.npy", emb[:rows])
-        with naming_file(self.out / f"clips-{n:05d}.npy"):
-            np.save(self.out / f"clips-{n:05d}.npy", meta[:rows])
+        _save_npy(self.out / f"emb-{n:05d}.npy", emb[:rows])
+        _save_npy(self.out / f"clips-{n:05d}.npy", meta[:rows])
         self.chunks.append({"emb": f"emb-{n:05d}.npy", "clips": f"clips-{n:05d}.npy", "rows": int(rows)})
         self.n_clips += rows
         self._emb, self._meta = ([emb[rows:]], [meta[rows:]]) if rows < len(emb) else ([], [])

@@ -66,7 +66,8 @@ def csv_records(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     the csv module's size limit, a NUL byte) and invalid UTF-8 are FormatErrors naming the line."""
     path = Path(path)
     lines = utf8_lines(path)
-    reader = csv.reader(text for _, text in lines)
+    # strict: a quote left open at the end of the file is an error, not a last field that swallowed the rest
+    reader = csv.reader((text for _, text in lines), strict=True)
     start = 1
     while True:
         try:
