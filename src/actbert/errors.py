@@ -101,14 +101,21 @@ def _refuse_duplicates(path: Path, line: int | None):
         if len(out) < len(pairs):  # only then look for the key (keeps the well-formed path fast)
             seen: set[str] = set()
             k = next(k for k, _ in pairs if k in seen or seen.add(k))
-            where = line
-            if where is None:
-                from actbert.data.formats.errors import line_of
-
-                where = line_of(path, json.dumps(k) + ":")
+            where = line if line is not None else _line_of_second(path, json.dumps(k) + ":")
             raise InputError(path, f"duplicate JSON key {k!r} (the second value would silently win)", where)
         return out
     return hook
+
+
+def _line_of_second(path: Path, needle: str) -> int | None:
+    """1-based line of the second occurrence of `needle` (the duplicate key), scanning only on this error path."""
+    seen = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, text in enumerate(f, start=1):
+            seen += text.count(needle)
+            if seen >= 2:
+                return i
+    return None
 
 
 def loads_json(text: str, path: str | Path, line: int | None = None, allow_duplicate_keys: bool = False) -> Any:
@@ -178,12 +185,13 @@ def torch_load_weights(path: str | Path, what: str = "checkpoint") -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        # torch's text: "Weights only load failed. ... Please file an issue ... WeightsUnpickler error: <why>"
-        why = next((s.split("WeightsUnpickler error:", 1)[1].strip() for s in first if "WeightsUnpickler error:" in s),
-                   first[0] if first else "unpickling failed")
-        raise InputError(path, f"refused to load {what}: it holds more than tensors ({why}); only plain "
-                               "tensor checkpoints (or .safetensors) are accepted") from None
+        # torch's text: "Weights only load failed. ... weights_only=False ... WeightsUnpickler error: <why> ..."
+        tail = str(exc).split("WeightsUnpickler error:", 1)[-1]
+        why = next((ln.strip() for ln in tail.splitlines()
+                    if ln.strip() and not ln.strip().startswith(("Check the documentation", "Weights only"))),
+                   "unpickling failed")
+        raise InputError(path, f"refused to load {what}: not a plain tensor checkpoint ({why[:200]}); objects are "
+                               "never unpickled, only tensor checkpoints (or .safetensors) are accepted") from None
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError, IndexError, KeyError,
             UnicodeDecodeError, MemoryError, OverflowError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

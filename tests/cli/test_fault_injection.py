@@ -19,7 +19,7 @@ import torch
 
 from actbert.cli.main import main
 from actbert.data.store import StoreWriter
-from tests.api.conftest import D_A, D_R, N_CLS, WORDS, make_video
+from tests.cli.test_search_cli import setup  # noqa: F401 - the module fixture `world` builds on
 
 VERBS = ["cut", "slice", "fry", "boil"]
 
@@ -41,22 +41,13 @@ def one_line_error(capsys, argv, *needles: str, code: int = 2) -> str:
 
 # -- a small world: store, tiny model, index, pretrain inputs ------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from actbert.data.tokenizer import WordPieceTokenizer
+def world(setup):
+    """`test_search_cli`'s store (3 videos) and untrained tiny model, plus an index and pretrain inputs."""
     from actbert.data.vocab import ActionVocab
-    from actbert.model import ActBERTForPretraining, get_preset
 
-    root = tmp_path_factory.mktemp("faults")
-    protos = np.random.default_rng(0).standard_normal((len(WORDS), D_A + D_R)).astype(np.float32)
-    rng = np.random.default_rng(0)
-    with StoreWriter(root / "store", shard_videos=2) as w:
-        for i in range(3):
-            w.add(make_video(i, protos, rng))
-    tok = WordPieceTokenizer.train([" ".join(WORDS)] * 3, vocab_size=120, min_frequency=1)
-    torch.manual_seed(0)
-    cfg = get_preset("tiny", vocab_size=tok.vocab_size, action_feat_dim=D_A, region_feat_dim=D_R,
-                     num_region_classes=N_CLS, max_actions=4, max_regions=8, max_text_len=8)
-    ActBERTForPretraining(cfg).save_pretrained(root / "ckpt", tokenizer=tok)
+    root = setup
+    if not (root / "ckpt").exists():
+        (root / "ckpt").symlink_to(root / "run" / "model")
     assert main(["index", str(root / "store"), "--out", str(root / "idx"), "--model", str(root / "ckpt"),
                  "--clip-seconds", "4", "--chunk-rows", "7", "--quiet"]) == 0
     caps = {f"v{i}": {"start": [0.0, 4.0, 8.0, 12.0], "end": [4.0, 8.0, 12.0, 16.0],
@@ -314,7 +305,13 @@ def test_shard_damaged_before_pretrain(world, tmp_path, capsys):
 
 
 def test_shard_damaged_during_pretrain_is_a_counted_skip(world, tmp_path, capsys, caplog):
-    store = copy(world / "store", tmp_path / "store")
+    from actbert.data.store import FeatureStore
+
+    store = tmp_path / "store"
+    src = FeatureStore(world / "store")
+    with StoreWriter(store, shard_videos=2, meta=src.meta) as w:  # v0, v1 | v2: one shard damaged, one left
+        for vid in sorted(src.video_ids()):
+            w.add(src[vid])
     shard = _damage_shard_header(store, keep_mtime=True)
     assert main(pretrain_args(world, store, tmp_path / "run")) == 0
     assert "Traceback" not in capsys.readouterr().err
