@@ -223,19 +223,9 @@ def test_bad_action_net_or_detector(video_models, tmp_path, capsys, part, file, 
 def write_cut_faststart_mp4(path, frames, fps: int, fraction: float):
     """An mp4 with its index (moov) first, cut to `fraction` of its bytes: FFmpeg then ends the stream quietly
     at the cut, with no decode error - the silent-loss case."""
-    import av
+    from tests.video.test_decode import write_video
 
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        s = out.add_stream("libx264", rate=fps)
-        frames = list(frames)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        for img in frames:
-            for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pk)
-        for pk in s.encode():
-            out.mux(pk)
-    data = path.read_bytes()
+    data = write_video(path, frames, fps=fps, faststart=True).read_bytes()
     path.write_bytes(data[:int(len(data) * fraction)])
 
 

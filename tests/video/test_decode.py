@@ -11,13 +11,17 @@ from actbert.video.decode import (Clip, DecodeSpec, KeyFrame, VideoDecodeError, 
                                   stream_video)
 
 
-def write_video(path: Path, frames, fps: int = 25, codec: str = "libx264") -> Path:
-    """Encode uint8 ``[H, W, 3]`` frames with PyAV (used by all video tests)."""
+def write_video(path: Path, frames, fps: int = 25, codec: str = "libx264", rotation: int | None = None,
+                faststart: bool = False) -> Path:
+    """Encode uint8 ``[H, W, 3]`` frames with PyAV (used by all video tests). ``rotation``: a display-matrix
+    rotation (counter-clockwise degrees, as phones write); ``faststart``: the mp4 index (moov) first."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "ultrafast"}
@@ -152,27 +156,11 @@ def test_streaming_memory_is_bounded(tmp_path):
     assert peak < 12 * clip_bytes < whole_video / 4, peak
 
 
-def _write_rotated(path: Path, frames, rotation: int, fps: int = 10) -> Path:
-    """An mp4 whose display matrix says: show the stored frames turned `rotation` degrees counter-clockwise."""
-    frames = list(frames)
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=fps)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        s.set_display_rotation(rotation)
-        for img in frames:
-            for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pk)
-        for pk in s.encode():
-            out.mux(pk)
-    return path
-
-
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotation_flag_is_honoured(tmp_path, rotation):
     img = np.zeros((48, 64, 3), np.uint8)
     img[:16, :16] = 255  # a white block in the stored frame's top-left corner
-    path = _write_rotated(tmp_path / "rot.mp4", [img] * 10, rotation)
+    path = write_video(tmp_path / "rot.mp4", [img] * 10, fps=10, rotation=rotation)
     info = probe(path)
     upright = np.rot90(img, rotation // 90)
     assert (info.height, info.width) == upright.shape[:2]
