@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -242,3 +243,43 @@ def test_security_headers_and_host_check(service):
     assert local.get("/api/info", headers={"Host": "evil.example:8000"}).status_code == 400
     anywhere = TestClient(create_app(service, "0.0.0.0", 8000), base_url="http://example.org")
     assert anywhere.get("/api/info").json()["local_only"] is False
+
+
+def test_cli_serves_on_loopback_and_answers_curl(serve_world):
+    """`actbert serve INDEX --port 0` as a user runs it: the printed address answers /api/search and the page."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2] / "src"),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", "from actbert.cli.main import main; main()", "serve",
+                             str(serve_world["index"]), "--port", "0", "--rerank", "2", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "this computer only" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split("open ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        q = "+".join(["slice"] * 10_000)  # a 10,000-word query in a URL (~60 kB) is answered
+        status, body = _get(url + "api/search?k=3&q=" + q)
+        assert status == 200 and len(json.loads(body)["hits"]) == 3
+        status, body = _get(url + "api/search?q=cut&k=2")
+        hits = json.loads(body)["hits"]
+        assert status == 200 and len(hits) == 2 and [h["score"] is None for h in hits] == [False, False]
+        assert b"actbert search" in urllib.request.urlopen(url, timeout=30).read()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((args.host, args.port))
+        sock.listen(2048)  # connections made once the address is printed wait for uvicorn instead of failing
     except OSError as exc:
         print(f"actbert serve: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
