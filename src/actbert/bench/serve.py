@@ -59,7 +59,7 @@ def http_latencies(port: int, queries: list[str], rounds: int, k: int, rerank: i
             body = resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"/api/search answered {resp.status}: {body[:200]!r}")
-            if r or len(queries) == 1:  # the first round warms caches (page cache, faiss build): not counted
+            if r or rounds == 1:  # the first round warms caches (page cache, faiss build): not counted
                 out.append(time.perf_counter() - began)
     return out
 
@@ -78,11 +78,38 @@ def page_to_results(port: int, query: str, loads: int = 5) -> list[float]:
             ctx = b.new_context()
             pg = ctx.new_page()
             pg.goto(f"http://127.0.0.1:{port}/?" + urlencode({"q": query}))
-            pg.wait_for_function("() => window.firstResultsMs !== undefined", timeout=600_000)
+            pg.wait_for_function("() => window.firstResultsMs !== undefined || "
+                                 "document.getElementById('status').className === 'error'", timeout=600_000)
+            if pg.evaluate("() => window.firstResultsMs") is None:
+                raise RuntimeError(f"the search page showed an error: {pg.text_content('#status')}")
             out.append(pg.evaluate("() => window.firstResultsMs") / 1000)
             ctx.close()
         b.close()
     return out
+
+
+def screenshots(port: int, query: str, out: Path) -> list[Path]:
+    """`serve-search.png` (results, the first clip playing) and `serve-video.png` (its video page) in `out`."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+                              headless=True, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        pg = b.new_page(viewport={"width": 1200, "height": 820})
+        pg.goto(f"http://127.0.0.1:{port}/?" + urlencode({"q": query}))
+        pg.wait_for_selector("li.hit", timeout=600_000)
+        pg.wait_for_function("() => [...document.querySelectorAll('li.hit img.thumb')].every(i => i.complete)")
+        pg.click("li.hit .media >> nth=0")
+        pg.wait_for_function("() => { const v = document.querySelector('video.clip-player'); "
+                             "return v && !v.paused && v.currentTime > 0.5 + +v.closest('li').dataset.start; }")
+        pg.screenshot(path=str(out / "serve-search.png"))
+        pg.goto(f"http://127.0.0.1:{port}" + pg.get_attribute("li.hit a.name >> nth=0", "href"))
+        pg.wait_for_selector("#timeline .step", timeout=600_000)
+        pg.wait_for_function("() => document.getElementById('player').readyState >= 2")
+        pg.screenshot(path=str(out / "serve-video.png"), full_page=True)
+        b.close()
+    return [out / "serve-search.png", out / "serve-video.png"]
 
 
 def synthetic_index(out: Path, n: int, pipe) -> Path:
@@ -114,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10, help="hits per query")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the 10 queries (the first is warm-up)")
     parser.add_argument("--browser", action="store_true", help="also time page load -> first results in Chromium")
+    parser.add_argument("--screenshots", default=None,
+                        help="save serve-search.png and serve-video.png of --index here (docs/ holds the demo's)")
+    parser.add_argument("--screenshot-query", default="cut the potato", help="query of the screenshots")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if not args.index and not args.synthetic:
@@ -122,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from actbert.api import ClipIndex
-    from actbert.serve import SearchService
+    from actbert.serve import SearchService, ServeOptions
     from actbert.serve.service import load_pipeline
 
     results: dict = {"threads": torch.get_num_threads()}
@@ -143,12 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((f"synthetic-{args.synthetic}", synthetic_index(tmp / "synthetic", args.synthetic, pipe), 0))
             results["synthetic_build_s"] = round(time.perf_counter() - began, 1)
         for name, path, rerank in runs:
-            service = SearchService(path, pipeline=pipe)
+            service = SearchService(path, pipeline=pipe, options=ServeOptions(top_k=args.k, rerank=rerank))
             server, port = _serve(service)
             try:
                 lat = http_latencies(port, QUERIES, args.rounds, args.k, rerank)
                 row = {"index": str(path), "clips": service.index.n_clips, "rerank": rerank, "k": args.k,
                        **stats(lat)}
+                if args.screenshots and name == "index":
+                    print("screenshots:", *screenshots(port, args.screenshot_query, Path(args.screenshots)))
                 if args.browser:
                     row["page_to_first_results_s"] = round(float(np.median(page_to_results(port, QUERIES[0]))), 3)
             finally:

@@ -48,6 +48,7 @@ class VideoCatalog:
         self.ids = frozenset(index.videos)
         self._entries: dict[str, VideoEntry] = {}
         self._lock = threading.Lock()
+        self._warned = False
         source = Path(index.info.get("source", ""))
         self._source_root = source.resolve() if source.is_absolute() and source.is_dir() else None
 
@@ -63,7 +64,9 @@ class VideoCatalog:
         try:
             rec = self.index.store().read(vid, ("frame_times",))["_entry"]
         except (OSError, KeyError, RuntimeError) as exc:  # store gone / video not in it / corrupt shard
-            log.warning("video %s: no store entry (%s)", vid, exc)
+            if not self._warned:  # once: an index without its store would say it for every video
+                log.warning("video %s: no store entry, so no file to show (%s)", vid, exc)
+                self._warned = True
             return VideoEntry(vid, None, None)
         raw = (rec.get("extra") or {}).get("path")
         path = None

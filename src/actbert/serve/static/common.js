@@ -47,9 +47,10 @@ function newRequestId() {
 // Runs `work(requestId)` while showing its progress (queue position, elapsed time) in `statusNode`.
 async function withProgress(statusNode, label, work) {
   const id = newRequestId(), began = performance.now();
-  let state = "sending";
+  let state = "sending", finished = false;
   statusNode.className = "busy";
   const show = () => {
+    if (finished) return;  // a progress poll answered after the result: the caller's text stands
     const secs = ((performance.now() - began) / 1000).toFixed(1);
     statusNode.textContent = `${label}… ${state} (${secs} s)`;
   };
@@ -65,6 +66,7 @@ async function withProgress(statusNode, label, work) {
   try {
     return await work(id);
   } finally {
+    finished = true;
     clearInterval(timer);
     statusNode.className = "";
   }

@@ -11,6 +11,12 @@ function seek(seconds) {
   player.play().catch(() => {});
 }
 
+function updatePlayhead() {
+  const player = document.getElementById("player"), head = document.getElementById("playhead");
+  const total = duration || player.duration;
+  if (head && total) head.style.left = `${Math.min(100, 100 * player.currentTime / total)}%`;
+}
+
 function drawTimeline(blocks) {
   const line = document.getElementById("timeline");
   const total = duration || document.getElementById("player").duration || 1;
@@ -25,6 +31,7 @@ function drawTimeline(blocks) {
     block.addEventListener("click", () => seek(b.start));
     line.append(block);
   }
+  updatePlayhead();
 }
 
 async function localize(steps) {
@@ -70,10 +77,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const q = params.get("q") || "", t = Number(params.get("t") || 0);
   document.getElementById("back").href = q ? `/?q=${encodeURIComponent(q)}` : "/";
   const player = document.getElementById("player");
-  player.addEventListener("timeupdate", () => {
-    const head = document.getElementById("playhead"), total = duration || player.duration;
-    if (head && total) head.style.left = `${100 * player.currentTime / total}%`;
-  });
+  for (const ev of ["timeupdate", "seeked", "loadedmetadata"]) player.addEventListener(ev, updatePlayhead);
   let video;
   try {
     video = await api(`/api/videos/${encodeURIComponent(vid)}`);
