@@ -35,3 +35,11 @@ def test_every_task_flag_has_help(task, kind):
     parser = argparse.ArgumentParser()
     getattr(module, f"add_{kind}_arguments")(parser)
     assert _undocumented(parser) == []
+
+
+def test_python_dash_m_actbert_is_the_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "actbert", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "convert" in out.stdout and "usage: actbert" in out.stdout

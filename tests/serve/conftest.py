@@ -75,6 +75,7 @@ def serve_world(world, tmp_path_factory):  # noqa: F811
         for i, vid in enumerate(VIDEOS):
             v = make_video(i, protos, rng)
             w.add(dataclasses.replace(v, video_id=vid, extra={"path": str(paths[vid])}))
+    (vids_dir / "café ü.srt").write_text("1\n00:00:02,000 --> 00:00:04,500\nmélange <b>doux</b>\n", encoding="utf-8")
     (root / "world" / "narration.json").write_text(json.dumps({"v0": {
         "start": [x["start"] for x in TRANSCRIPT_V0], "end": [x["end"] for x in TRANSCRIPT_V0],
         "text": [x["text"] for x in TRANSCRIPT_V0]}}), encoding="utf-8")

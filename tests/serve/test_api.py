@@ -112,6 +112,9 @@ def test_video_details_and_transcript(client):
     x = client.get("/api/videos/" + quote(XSS_NAME, safe="")).json()
     assert x["name"] == XSS_NAME + ".mp4" and x["transcript"] is None
     assert client.get("/api/videos/nope").status_code == 404
+    c = client.get("/api/videos/" + quote("café ü", safe="")).json()  # a sidecar subtitle file
+    assert c["transcript_source"] == "café ü.srt" and [(x["start"], x["end"]) for x in c["transcript"]] == [(2.0, 4.5)]
+    assert "mélange" in c["transcript"][0]["text"]
 
 
 def test_thumbnails_are_frames_of_the_clip(client):

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="segmentation head folder (actbert finetune segmentation): a timeline of predicted "
                              "steps on every video page; without it the page places steps the user types")
     parser.add_argument("--transcripts", default=None,
-                        help="HowTo100M-format caption json {video: {start, end, text}} (default: a NAME.vtt / "
-                             "NAME.srt beside each video, or narration.json / raw_caption.json near the videos)")
+                        help="HowTo100M-format caption json {video: {start, end, text}} (default: a subtitle file "
+                             "such as NAME.vtt / NAME.srt beside each video, or narration.json / raw_caption.json near the videos)")
     parser.add_argument("--max-concurrent", type=int, default=1, help="model requests run at once")
     parser.add_argument("--max-queue", type=int, default=16,
                         help="model requests allowed to wait; more are refused with HTTP 503 (bounds memory)")

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from pathlib import Path
 
 from actbert.api.index import ClipIndex
 from actbert.api.pipeline import _VIDEO_EXTS
+from actbert.speech.subtitles import SubtitleError, find_sidecar, read_sidecar
 
-__all__ = ["MediaNotFound", "VideoEntry", "VideoCatalog", "thumbnail_jpeg", "load_transcripts", "parse_subtitles"]
+__all__ = ["MediaNotFound", "VideoEntry", "VideoCatalog", "thumbnail_jpeg", "load_transcripts", "TranscriptFinder"]
 log = logging.getLogger(__name__)
 TRANSCRIPT_FILES = ("narration.json", "raw_caption.json")  # HowTo100M format (the demo world writes the first)
 
@@ -142,36 +142,6 @@ def thumbnail_jpeg(path: Path, t: float, width: int = 240) -> bytes:
     return buf.getvalue()
 
 
-_CUE_RE = re.compile(r"(\d+:)?(\d{1,2}):(\d{2})[.,](\d{3})\s*-->\s*(\d+:)?(\d{1,2}):(\d{2})[.,](\d{3})")
-
-
-def _seconds(h: str | None, m: str, s: str, ms: str) -> float:
-    return int((h or "0:")[:-1]) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-
-def parse_subtitles(text: str) -> list[dict]:
-    """Cues of a WebVTT or SubRip file as `{start, end, text}`.
-
-    Written here because only the cue timings and text are needed: a subtitle library would add a
-    dependency for twenty lines. Styling tags are left in the text (the page escapes everything).
-    """
-    out, lines = [], text.replace("\r\n", "\n").split("\n")
-    i = 0
-    while i < len(lines):
-        m = _CUE_RE.search(lines[i])
-        i += 1
-        if not m:
-            continue
-        body = []
-        while i < len(lines) and lines[i].strip():
-            body.append(lines[i].strip())
-            i += 1
-        if body:
-            g = m.groups()
-            out.append({"start": _seconds(*g[:4]), "end": _seconds(*g[4:]), "text": " ".join(body)})
-    return out
-
-
 def load_transcripts(path: Path, videos: frozenset[str]) -> dict[str, list[dict]]:
     """The lines of `videos` in a HowTo100M-format caption json (`{vid: {start, end, text}}`)."""
     from actbert.data.formats.howto100m import read_captions
@@ -182,7 +152,7 @@ def load_transcripts(path: Path, videos: frozenset[str]) -> dict[str, list[dict]
 
 
 class TranscriptFinder:
-    """A video's transcript: from `--transcripts FILE`, a subtitle file beside the video (`NAME.vtt` / `NAME.srt`),
+    """A video's transcript: from `--transcripts FILE`, a subtitle file beside the video (`NAME.vtt`, `.srt`, ...),
     or a HowTo100M caption json (`narration.json`, `raw_caption.json`) in the video's folder or the one above."""
 
     def __init__(self, catalog: VideoCatalog, transcripts: Path | None = None):
@@ -198,10 +168,12 @@ class TranscriptFinder:
         path = self.catalog.entry(vid).path
         if path is None:
             return None, None
-        for ext in (".vtt", ".srt"):
-            side = path.with_suffix(ext)
-            if side.is_file():
-                return parse_subtitles(side.read_text(encoding="utf-8", errors="replace")), side.name
+        side = find_sidecar(path)
+        if side is not None:
+            try:
+                return [{"start": ln.start, "end": ln.end, "text": ln.text} for ln in read_sidecar(side)], side.name
+            except SubtitleError as exc:
+                log.warning("transcript of %s not read: %s", vid, exc)
         for folder in (path.parent, path.parent.parent):
             for name in TRANSCRIPT_FILES:
                 f = folder / name

@@ -28,7 +28,7 @@ from actbert.video.decode import VIDEO_EXTENSIONS, Clip, DecodeSpec, VideoDecode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "shard_of", "part_name",
+__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "shard_of", "split_by_shard", "part_name",
            "default_spec"]
 
 
@@ -40,6 +40,23 @@ def video_id_of(path: str | Path) -> str:
 def shard_of(video_id: str, num_shards: int) -> int:
     """Stable shard of a video id: the same on every machine and Python run (unlike ``hash()``)."""
     return int.from_bytes(hashlib.sha1(video_id.encode("utf-8")).digest()[:8], "big") % num_shards
+
+
+def split_by_shard(paths: Iterable[Path], num_shards: int, shard_index: int
+                 ) -> tuple[dict[str, Path], int, list[tuple[str, str, str]]]:
+    """This shard's videos by id, the number left to other shards, and (id, path, reason) of each second
+    file with an id already taken (two files named ``a.mp4`` in different folders would overwrite each other)."""
+    mine: dict[str, Path] = {}
+    others, duplicates = 0, []
+    for p in paths:
+        vid = video_id_of(p)
+        if shard_of(vid, num_shards) != shard_index:
+            others += 1
+        elif vid in mine and mine[vid] != p:
+            duplicates.append((vid, str(p), f"duplicate video id (also {mine[vid]})"))
+        else:
+            mine[vid] = p
+    return mine, others, duplicates
 
 
 def part_name(num_shards: int, shard_index: int) -> str:
@@ -216,15 +233,8 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
     spec = spec or default_spec(action_net)
     summary = ExtractSummary(part=part_name(num_shards, shard_index))
     timer = _Timer(decode=0.0, action=0.0, region=0.0, write=0.0)
-    mine: dict[str, Path] = {}
-    for p in paths:
-        vid = video_id_of(p)
-        if shard_of(vid, num_shards) != shard_index:
-            summary.other_shards += 1
-        elif vid in mine and mine[vid] != p:
-            summary.failed.append((vid, str(p), f"duplicate video id (also {mine[vid]})"))
-        else:
-            mine[vid] = p
+    mine, summary.other_shards, duplicates = split_by_shard(paths, num_shards, shard_index)
+    summary.failed.extend(duplicates)
 
     with StoreWriter(store_root, part=summary.part, shard_videos=shard_videos,
                      meta=_meta(action_net, region_extractor, spec)) as writer:
