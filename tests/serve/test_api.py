@@ -173,6 +173,8 @@ def test_missing_or_corrupt_index(serve_world, tmp_path, capsys):
     (bad / "index.json").write_text("{ not json", encoding="utf-8")
     assert main(["serve", str(bad)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+    assert main(["serve", str(serve_world["index"]), "--segmenter", str(tmp_path / "no-head")]) == 2
+    assert "segmenter folder" in capsys.readouterr().err
     # damaged while serving: a clear 409, not a 500
     later = tmp_path / "later"
     shutil.copytree(serve_world["index"], later)

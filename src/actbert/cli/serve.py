@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transcripts", default=None,
                         help="HowTo100M-format caption json {video: {start, end, text}} (default: a subtitle file "
                              "such as NAME.vtt / NAME.srt beside each video, or narration.json / raw_caption.json near the videos)")
-    parser.add_argument("--max-concurrent", type=int, default=1, help="model requests run at once")
+    parser.add_argument("--max-concurrent", type=int, default=1,
+                        help="model requests run at once (threads; on a CPU one request already uses every core)")
     parser.add_argument("--max-queue", type=int, default=16,
                         help="model requests allowed to wait; more are refused with HTTP 503 (bounds memory)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

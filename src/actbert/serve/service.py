@@ -113,6 +113,8 @@ def load_pipeline(index: ClipIndex, model: str | None = None, tokenizer: str | N
         from actbert.data.tokenizer import WordPieceTokenizer
 
         tok = WordPieceTokenizer.from_pretrained(tokenizer)
+    if segmenter and not Path(segmenter).is_dir():  # found now, not at the first video page
+        raise FileNotFoundError(f"segmenter folder {segmenter} does not exist (from `actbert finetune segmentation`)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Pipeline(model, tokenizer=tok, device=device, segmenter=segmenter)
 
