@@ -126,7 +126,7 @@ def loads_json(text: str, path: str | Path, line: int | None = None, allow_dupli
         return json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         where = exc.lineno if line is None else line
-        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", where) from None
+        raise InputError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", where) from None
     except RecursionError:
         pass
     # only on the failure path: a cheap scan tells the user how deep it went

@@ -261,7 +261,7 @@ def test_truncated_store_json(world, tmp_path, capsys):
     store = copy(world / "store", tmp_path / "store")
     (store / "store.json").write_text((store / "store.json").read_text()[:20])
     one_line_error(capsys, ["index", str(store), "--out", str(tmp_path / "idx"), "--model", str(world / "ckpt")],
-                   str(store / "store.json"), "invalid JSON")
+                   str(store / "store.json"), "not valid JSON")
 
 
 def test_store_index_without_videos_key_is_rebuilt(world, tmp_path, capsys, caplog):
