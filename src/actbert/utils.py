@@ -20,9 +20,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    from actbert.errors import naming_file
+
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with naming_file(path):  # a full disk names the file being written, not just "errno 28"
+            yield Path(tmp)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

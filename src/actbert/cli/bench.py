@@ -18,6 +18,7 @@ BENCHMARKS = {
     "retrieval": ("actbert.bench.retrieval", "retrieval time vs N: naive, cached, two-stage"),
     "search": ("actbert.bench.search", "search latency and memory vs index size"),
     "index": ("actbert.bench.index_speed", "`actbert index` on real videos with the real-data backbones: video-s per wall-s"),
+    "serve": ("actbert.bench.serve", "actbert serve: /api/search p50/p95 over HTTP, page load to first results"),
 }
 
 
