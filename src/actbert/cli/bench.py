@@ -17,6 +17,7 @@ BENCHMARKS = {
     "pretrain": ("actbert.bench.pretrain", "end-to-end pre-training samples/s, data share, DDP scaling"),
     "retrieval": ("actbert.bench.retrieval", "retrieval time vs N: naive, cached, two-stage"),
     "search": ("actbert.bench.search", "search latency and memory vs index size"),
+    "extraction-precision": ("actbert.bench.extraction_precision", "bf16 vs float32 feature extraction: effect on the demo's retrieval R@1"),
     "index": ("actbert.bench.index_speed", "`actbert index` on real videos with the real-data backbones: video-s per wall-s"),
     "serve": ("actbert.bench.serve", "actbert serve: /api/search p50/p95 over HTTP, page load to first results"),
 }
