@@ -32,6 +32,23 @@ def _onednn_enabled() -> bool:
 ONEDNN = _onednn_enabled()
 
 
+def _register_flop_formula() -> None:
+    """Teach `torch.utils.flop_counter` the op (it knows aten's matmuls only), so `actbert bench train-step`
+    still counts the model's FLOPs: 2 M K N, as for `aten.mm`."""
+    from torch.utils.flop_counter import register_flop_formula
+
+    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+    def _linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        rows = 1
+        for d in x_shape[:-1]:
+            rows *= d
+        return 2 * rows * x_shape[-1] * w_shape[0]
+
+
+if ONEDNN:
+    _register_flop_formula()
+
+
 def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """x [M, K] @ weight[N, K]^T (+ bias) in oneDNN; contiguous or transposed-contiguous operands."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
