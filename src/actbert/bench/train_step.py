@@ -28,14 +28,18 @@ STREAM_GROUPS = {
 }
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 6) -> float:
-    """Best-of-N GFLOP/s of an n x n matmul in `dtype` on this machine, now."""
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 6, onednn: bool = False) -> float:
+    """Best-of-N GFLOP/s of an n x n matmul in `dtype` on this machine, now: `a @ b` (MKL for fp32 in
+    PyTorch's CPU wheels), or with `onednn` the oneDNN matmul the model's fp32 linears use (model/linear.py)."""
+    from actbert.model.linear import _matmul
+
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
+    product = (lambda: _matmul(a, b, None)) if onednn else (lambda: a @ b)
+    product()
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        a @ b
+        product()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -119,6 +123,9 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
     seconds = (time.perf_counter() - start) / steps
     peak_rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    from actbert.model.linear import ONEDNN
+
+    onednn_peak = matmul_peak(torch.float32, onednn=True) if ONEDNN else None
     achieved = flops / seconds / 1e9
     return {
         "preset": preset, "batch": batch_size, "precision": precision,
@@ -131,6 +138,7 @@ def run(preset: str, batch_size: int, steps: int, warmup: int, precision: str, t
         "forward_gflop_per_sample_by_part": {k: v / batch_size / 1e9 for k, v in per_group.items()},
         "achieved_gflops": achieved, "fp32_peak_gflops": fp32_peak, "bf16_peak_gflops": bf16_peak,
         "fraction_of_fp32_peak": achieved / fp32_peak, "fraction_of_bf16_peak": achieved / bf16_peak,
+        "fp32_onednn_peak_gflops": onednn_peak, "fraction_of_fp32_onednn_peak": achieved / onednn_peak if onednn_peak else None,
         "peak_rss_gib": peak_rss_gib,
     }
 
@@ -171,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
         ("fp32 / bf16 matmul peak", f"{result['fp32_peak_gflops']:.0f} / {result['bf16_peak_gflops']:.0f} GFLOP/s"),
         ("fraction of fp32 / bf16 peak", f"{result['fraction_of_fp32_peak']:.0%} / {result['fraction_of_bf16_peak']:.0%}"),
+        ("fp32 oneDNN matmul peak", "n/a" if result["fp32_onednn_peak_gflops"] is None else
+         f"{result['fp32_onednn_peak_gflops']:.0f} GFLOP/s ({result['fraction_of_fp32_onednn_peak']:.0%} of it reached)"),
         ("peak RSS", f"{result['peak_rss_gib']:.2f} GiB"),
     ]
     width = max(len(k) for k, _ in rows)
