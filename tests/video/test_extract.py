@@ -152,7 +152,7 @@ def test_cli_hard_kill_mid_shard_then_resume(corpus, models, tmp_path):
     net, extractor, model_dir = models
     args = ["extract", str(corpus), "--out", str(tmp_path / "killed"), "--action-net", str(model_dir / "action"),
             "--detector", str(model_dir / "detector"), "--fps", "4", "--stride", "1", "--keyframe-every", "1",
-            "--shard-videos", "1", "--quiet"]
+            "--shard-videos", "1", "--no-progress"]
     env = {"PYTHONPATH": str(ROOT / "src") + ":" + str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from actbert.api.index import ClipIndex, IndexWriter, clip_windows, fingerprint
+from actbert.training.checkpointing import resolve_checkpoint
 
 __all__ = ["Pipeline", "Hit", "resolve_checkpoint"]
 log = logging.getLogger(__name__)
@@ -40,26 +41,6 @@ class Hit:
     score: float | None
     first_stage_score: float
     path: str | None = None  # the source video file recorded at extraction, when known
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint folder of `path`: itself (config.json + model.safetensors), a pre-training run's final
-    `model/`, or the newest complete `checkpoints/step-*` folder of a run."""
-    p = Path(path)
-    if not p.is_dir():
-        raise FileNotFoundError(f"model {p} does not exist (expected a checkpoint folder or a pre-training run)")
-    ok = lambda d: (d / "config.json").is_file() and (d / "model.safetensors").is_file()  # noqa: E731
-    if ok(p):
-        return p
-    if ok(p / "model"):
-        return p / "model"
-    from actbert.training.checkpointing import list_checkpoints
-
-    for c in list_checkpoints(p / "checkpoints"):
-        if ok(c):
-            return c
-    raise FileNotFoundError(f"{p} holds no model: expected config.json + model.safetensors in it, in {p / 'model'}, "
-                            f"or in a {p / 'checkpoints'}/step-* folder")
 
 
 class Pipeline:

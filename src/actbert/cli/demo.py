@@ -10,11 +10,13 @@ DESCRIPTION = ("Generate a world of narrated cooking videos, mine verbs, train t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
+
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
-    parser.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (world, models, report)")
+    add_out(parser, "output folder (world, models, report)", required=False, default="demo_out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars and stage messages")
+    add_no_progress(parser, "hide progress bars and stage messages")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
     parser.add_argument("--processes", type=int, default=None,
                         help="independent stages (pre-training variants, fine-tunings) run this many at a time, "

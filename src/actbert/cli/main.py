@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from actbert.cli.options import HelpFormatter
+
 # command name -> (module, one-line help). Order is the order of a typical workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("actbert.cli.demo", "run the whole pipeline on a generated world of narrated videos"),
@@ -54,13 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])
         return 0
     name, rest = argv[0], argv[1:]
+    module, sub = command_parser(name)
+    args = sub.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
+def command_parser(name: str):
+    """`(module, parser)` of command `name`: the parser `actbert NAME` parses with (and prints as help)."""
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(prog=f"actbert {name}", description=getattr(module, "DESCRIPTION", help_text),
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
     module.add_arguments(sub)
-    args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+    return module, sub
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,18 +9,20 @@ Tangled Transformer (score = log P(matched)). Prints rank, video, start, end, sc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_model
+
     parser.add_argument("query", help="what to look for, e.g. \"cut the tomato\"")
     parser.add_argument("--index", required=True, help="index folder (actbert index)")
-    parser.add_argument("--model", default=None,
-                        help="checkpoint folder or pre-training run (default: the one recorded in the index)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    add_model(parser, required=False, help="ActBERT model folder (checkpoint or run folder; default: the one "
+                                           "recorded in the index)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
     parser.add_argument("--top-k", type=int, default=10, help="clips to print")
     parser.add_argument("--rerank", type=int, default=50, help="first-stage candidates re-scored by the full model")
     parser.add_argument("--no-rerank", action="store_true", help="first stage only (same as --rerank 0)")
     parser.add_argument("--faiss", action="store_true",
                         help="first stage with a faiss flat inner-product index (loads all embeddings in RAM)")
     parser.add_argument("--json", action="store_true", help="print the hits as JSON lines instead of a table")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_device(parser)
 
 
 def format_table(hits) -> str:
@@ -40,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    import torch
-
     from actbert.api import ClipIndex, Pipeline
+    from actbert.cli.options import resolve_device
     from actbert.api.index import IndexMismatchError
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     try:
         index = ClipIndex(args.index)
         model = args.model or index.info.get("model_source")

@@ -9,14 +9,15 @@ DESCRIPTION = ("Generate a deterministic world of narrated cooking videos with g
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
     from actbert.world.config import PRESETS
 
-    parser.add_argument("--out", required=True, help="world directory to create (replaced as a whole)")
+    add_out(parser, "world folder to create (replaced as a whole)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="world size: tiny (tests), quick (CI smoke demo), default (the demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
     parser.add_argument("--num-videos", type=int, default=None, help="override the preset's number of videos")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

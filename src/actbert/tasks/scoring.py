@@ -220,30 +220,33 @@ class eval_mode:
 
 # --- loading and shared command-line options ---------------------------------------------------------------
 def load_model(checkpoint: str | Path, device: str = "cpu"):
+    """The ActBERT model of a checkpoint or run folder (`resolve_checkpoint`: the one folder convention)."""
     from actbert.model import ActBERTForPretraining
+    from actbert.training.checkpointing import resolve_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} is not a folder (expected config.json + model.safetensors)")
-    return ActBERTForPretraining.from_pretrained(path).to(device)
+    return ActBERTForPretraining.from_pretrained(resolve_checkpoint(checkpoint)).to(device)
 
 
 def load_tokenizer(checkpoint: str | Path, tokenizer_dir: str | Path | None = None):
     """The WordPiece tokenizer saved beside the checkpoint (or in `tokenizer_dir`)."""
     from actbert.data.tokenizer import WordPieceTokenizer
+    from actbert.training.checkpointing import resolve_checkpoint
 
-    return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir or checkpoint))
+    return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir) if tokenizer_dir else resolve_checkpoint(checkpoint))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, what: str = "ActBERT model") -> None:
+    from actbert.cli.options import add_device, add_model, add_no_progress, add_out
+
     g = parser.add_argument_group("model and features")
-    g.add_argument("--checkpoint", required=checkpoint_required, help="folder written by save_pretrained")
-    g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    add_model(g, what=what)
+    g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
     g.add_argument("--store", required=True, help="feature store root (actbert extract)")
-    g.add_argument("--out", required=True, help="run folder for results.json / results.md")
+    add_out(g, "run folder for results.json / results.md (and, when fine-tuning, the fine-tuned model in "
+               "OUT/model/)")
     g.add_argument("--batch-size", type=int, default=256, help="(text, video) pairs fused per forward pass")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device for the model (cuda when available, else cpu)")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_device(g)
+    add_no_progress(g)
 
 
 def run_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from actbert.metrics.segmentation import average_window_logits, frame_accuracy, window_starts
 from actbert.tasks import scoring as S
-from actbert.tasks.finetuning import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
+from actbert.tasks.finetuning import (fit, load_task_weights, read_task_checkpoint, save_task_checkpoint,
+                                      task_checkpoint_dir)
 
 __all__ = ["SegmentHeadConfig", "SegmentTrainConfig", "SegVideo", "Segmenter", "second_clip_index", "video_windows",
            "train_segmenter", "evaluate_segmentation", "coin_seg_videos", "plot_timeline",
@@ -189,6 +190,7 @@ class Segmenter(nn.Module):
     def load(cls, directory: str | Path, device: str = "cpu") -> "Segmenter":
         from actbert.model import ActBERTModel
 
+        directory = task_checkpoint_dir(directory, TASK)
         meta, enc_cfg = read_task_checkpoint(directory, TASK)
         try:
             head = SegmentHeadConfig(**meta["head"])  # unknown fields: TypeError
@@ -305,10 +307,11 @@ def plot_timeline(pred, gt, step_names=None, path="timeline.png", title: str | N
 
 
 # --- command line ---------------------------------------------------------------------------------------
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluate_arguments(parser: argparse.ArgumentParser,
+                           what: str = "fine-tuned segmentation model (`actbert finetune segmentation --out`)") -> None:
     parser.description = ("COIN action segmentation with a fine-tuned segmenter (`actbert finetune segmentation` "
                           "makes one): frame accuracy with background and on non-background seconds.")
-    S.add_common_arguments(parser)
+    S.add_common_arguments(parser, what=what)
     parser.set_defaults(batch_size=16)
     parser.add_argument("--annotations", required=True, help="COIN.json (taxonomy csvs beside it name the steps)")
     parser.add_argument("--subset", default="testing", help="COIN subset to evaluate on")
@@ -367,17 +370,16 @@ def _evaluate_and_write(seg: Segmenter, store, args, checkpoint: str, extra_conf
 def run_evaluate(args: argparse.Namespace) -> int:
     from actbert.data.store import FeatureStore
 
-    _evaluate_and_write(Segmenter.load(args.checkpoint, args.device), FeatureStore(args.store), args,
-                        str(args.checkpoint))
+    _evaluate_and_write(Segmenter.load(args.model, args.device), FeatureStore(args.store), args,
+                        str(args.model))
     return 0
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    add_evaluate_arguments(parser)
+    add_evaluate_arguments(parser, what="ActBERT model to fine-tune")
     parser.description = ("Train the per-second step classifier over ActBERT on COIN `training`, then evaluate "
                           "on --subset (testing).")
     g = parser.add_argument_group("fine-tuning")
-    g.add_argument("--output", required=True, help="folder for the segmenter checkpoint")
     g.add_argument("--train-subset", default="training", help="COIN subset to fine-tune on")
     g.add_argument("--num-classes", type=int, default=None,
                    help="steps + 1 (default: largest step id of the taxonomy, else of the json, + 1)")
@@ -414,14 +416,14 @@ def run_finetune(args: argparse.Namespace) -> int:
                              freeze_encoder=args.freeze_encoder, seed=args.seed, device=args.device,
                              progress=not args.no_progress)
     try:
-        tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+        tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     except FileNotFoundError:
         tokenizer = None  # BERT's [CLS]/[SEP] ids (the head's defaults)
-    seg = train_segmenter(S.load_model(args.checkpoint, args.device), train, store, cfg, tokenizer)
-    seg.save(args.output)
-    atomic_write_json(Path(args.output) / "train_history.json", seg.history)
-    _evaluate_and_write(seg, store, args, str(args.output),
-                        {"finetuned_from": str(args.checkpoint), "train_videos": len(train),
+    seg = train_segmenter(S.load_model(args.model, args.device), train, store, cfg, tokenizer)
+    model_dir = seg.save(Path(args.out) / "model")
+    atomic_write_json(model_dir / "train_history.json", seg.history)
+    _evaluate_and_write(seg, store, args, str(model_dir),
+                        {"finetuned_from": str(args.model), "train_videos": len(train),
                          "train_missing_from_store": n_missing, "steps": len(seg.history),
                          "train": {k: v for k, v in asdict(cfg).items() if k != "head"}, "head": asdict(seg.head)})
     return 0
