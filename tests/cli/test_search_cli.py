@@ -46,7 +46,7 @@ def test_index_then_search_prints_a_ranked_table(setup, capsys):
     assert main(["search", "cut the onion", "--index", str(root / "idx"), "--top-k", "2", "--no-rerank",
                  "--json"]) == 0
     hits = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-    assert len(hits) == 2 and hits[0]["score"] is None and hits[0]["path"].startswith("/videos/")
+    assert len(hits) == 2 and hits[0]["reranked"] is False and hits[0]["score"] == hits[0]["first_stage_score"] and hits[0]["path"].startswith("/videos/")
 
 
 def test_cli_errors_are_messages(setup, capsys, tmp_path):

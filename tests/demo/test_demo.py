@@ -99,3 +99,18 @@ def test_cli_flags_have_help():
     assert all(a.help for a in flags.values())
     args = parser.parse_args([])
     assert args.out == "demo_out" and args.seed == 0 and not args.quick and args.processes is None
+
+
+def test_every_task_can_be_tried_on_what_the_demo_keeps(demo):
+    """README's "Try every task": the pre-trained run folder, its fine-tuned heads and the store are kept."""
+    import actbert
+    from actbert.world import load_world
+
+    out = demo[0]
+    run = out / "runs" / "actbert"
+    pipe = actbert.Pipeline(str(run), captioner=str(run / "captioning"), segmenter=str(run / "segmentation"))
+    pipe.index(out / "store", out=out / "index", progress=False)
+    hit = pipe.search("cut the tomato", top_k=1)[0]
+    assert isinstance(pipe.caption(hit.video, 0, 4), str)
+    steps = set(load_world(out / "world").step_names.values()) | {"background"}
+    assert set(pipe.segment(hit.video)) <= steps

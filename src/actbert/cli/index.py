@@ -35,8 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    import logging
+
     from actbert.api import Pipeline
     from actbert.cli.options import resolve_device
+
+    # the summary below lists every video that was not indexed: the library's warning would repeat it
+    logging.getLogger("actbert.api.pipeline").setLevel(logging.ERROR)
     from actbert.api.index import IndexMismatchError
 
     device = resolve_device(args.device)

@@ -30,7 +30,7 @@ def format_table(hits) -> str:
     rows = [("rank", "video", "start", "end", "score", "first-stage")]
     for r, h in enumerate(hits, 1):
         rows.append((str(r), h.video, f"{h.start:.1f}", f"{h.end:.1f}",
-                     "–" if h.score is None else f"{h.score:.4f}", f"{h.first_stage_score:.4f}"))
+                     f"{h.score:.4f}" if h.reranked else "–", f"{h.first_stage_score:.4f}"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     left = {1}  # the video column reads best left-aligned; numbers right-aligned
     return "\n".join("  ".join(v.ljust(w) if c in left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths)))

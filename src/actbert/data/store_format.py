@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from actbert.utils import new_file_mode
+
 FORMAT = "actbert-store/1"
 log = logging.getLogger("actbert.data.store")
 PART_RE = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -226,6 +228,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0o600 would make the file private
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

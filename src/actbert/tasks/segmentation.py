@@ -135,8 +135,9 @@ def video_windows(video, num_seconds: int, head: SegmentHeadConfig, max_frames: 
 class Segmenter(nn.Module):
     """ActBERT encoder + per-second step classifier; `predict(video)` labels every second."""
 
-    def __init__(self, encoder: nn.Module, head: SegmentHeadConfig):
+    def __init__(self, encoder: nn.Module, head: SegmentHeadConfig, step_names: dict[int, str] | None = None):
         super().__init__()
+        self.step_names: dict[int, str] = dict(step_names or {})  # class id -> step name, saved with the head
         c = encoder.config
         if head.window + 1 > c.max_action_positions:
             raise ValueError(f"window {head.window} + [ACT] exceeds the encoder's max_action_positions "
@@ -183,8 +184,10 @@ class Segmenter(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """`segmentation.json` (head + ActBERT config) + `model.safetensors`, atomic writes."""
+        names = {str(k): v for k, v in sorted(self.step_names.items())}
         return save_task_checkpoint(directory, TASK, self, {"head": asdict(self.head),
-                                                            "actbert": self.encoder.config.to_dict()})
+                                                            "actbert": self.encoder.config.to_dict(),
+                                                            "step_names": names})
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "Segmenter":
@@ -197,6 +200,7 @@ class Segmenter(nn.Module):
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{Path(directory) / (TASK + '.json')}: bad head config ({exc})") from exc
         model = cls(ActBERTModel(enc_cfg), head)
+        model.step_names = {int(k): str(v) for k, v in meta.get("step_names", {}).items()}
         load_task_weights(model, directory)
         return model.to(device).eval()
 
@@ -404,7 +408,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     store = FeatureStore(args.store)
-    train, _, everything, tax = _coin(args, args.train_subset)
+    train, step_names, everything, tax = _coin(args, args.train_subset)
     train, n_missing = _present(train, store, args, args.train_subset)
     if not train:
         raise ValueError(f"{args.annotations}: no {args.train_subset!r} video with features in {args.store}")
@@ -420,6 +424,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         tokenizer = None  # BERT's [CLS]/[SEP] ids (the head's defaults)
     seg = train_segmenter(S.load_model(args.model, args.device), train, store, cfg, tokenizer)
+    seg.step_names = step_names  # saved with the head: Pipeline.segment answers with these names
     model_dir = seg.save(Path(args.out) / "model")
     atomic_write_json(model_dir / "train_history.json", seg.history)
     _evaluate_and_write(seg, store, args, str(model_dir),
