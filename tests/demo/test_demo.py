@@ -37,7 +37,7 @@ def test_report_results_and_plots_exist(demo):
         p = out / data["plots"][name]
         assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     text = result.report.read_text()
-    for words in ("Targets (issue 7)", "no_pretrain", "chance", "Stage timings", "Quick preset"):
+    for words in ("Learning targets", "no_pretrain", "chance", "Stage timings", "Quick preset"):
         assert words in text
 
 

@@ -48,11 +48,12 @@ class Clip:
 
 # --- video windows -> model inputs -------------------------------------------------------------------------
 def window_inputs(video, start: float | None, end: float | None, max_actions: int, max_regions: int,
-                  max_frames: int = 64) -> dict[str, np.ndarray]:
+                  max_frames: int = 64, region_classes: bool = False) -> dict[str, np.ndarray]:
     """Action and region tokens of `video` (a `VideoFeatures`) inside `[start, end)` seconds (None: the
     whole video), selected exactly as the pre-training corpus selects them (`actbert.data.windows`), except
     that a window containing no clip / key frame falls back to the nearest one: a one-second window
-    between two clips still sees the video."""
+    between two clips still sees the video. `region_classes=True` adds "region_class", the detector's
+    most likely class of each region (for pictures; the model reads the full distribution elsewhere)."""
     vid = video.video_id
     s = 0.0 if start is None else float(start)
     e = float(video.duration) if end is None else float(end)
@@ -61,12 +62,15 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
     sel = select_window(video.action_times, video.frame_times, video.region_valid, video.region_score, s, e,
                         max_actions, max_regions, max_frames=max_frames, nearest_clip=True)
     frames = sel.frames[sel.frame_pos]
-    return {
+    item = {
         "action": np.asarray(video.action, dtype=np.float32)[sel.clips],
         "region": np.asarray(video.region, dtype=np.float32)[frames, sel.boxes],
         "region_loc": region_location(np.asarray(video.region_boxes)[frames, sel.boxes], video.image_size),
         "region_frame": sel.frame_pos,
     }
+    if region_classes:
+        item["region_class"] = np.asarray(video.region_cls)[frames, sel.boxes].argmax(-1)
+    return item
 
 
 def windows_for(store, windows: Sequence[tuple[str, float | None, float | None]], config,
