@@ -120,8 +120,11 @@ def attention_on_frame(model, tok, store, clip, video_path: Path, keyframe_every
         share = float(w[k] / max(top, 1e-9))
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=True, facecolor=(1, 0.2, 0, 0.35 * share),
                                edgecolor=(1, 0.1, 0, 0.3 + 0.7 * share), linewidth=0.5 + 3 * share))
-        cls = int(item["region_class"][k])
-        name = class_names[cls] if class_names and 0 <= cls < len(class_names) else f"class {cls}"
+        dist = item["region_cls"][k]
+        # the most likely object class: torchvision detectors put "__background__" first, which is not a label
+        skip = 1 if class_names and class_names[0] == "__background__" and len(dist) > 1 else 0
+        cls = skip + int(np.argmax(dist[skip:]))
+        name = class_names[cls] if class_names and cls < len(class_names) else f"class {cls}"
         ax.text(x1, y1 - 1, f"{name} {w[k]:.2f}", color="yellow", fontsize=7, va="bottom",
                 bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "linewidth": 0})
         boxes.append({"box": [float(x1), float(y1), float(x2), float(y2)], "weight": float(w[k]), "class": name})

@@ -52,8 +52,8 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
     """Action and region tokens of `video` (a `VideoFeatures`) inside `[start, end)` seconds (None: the
     whole video), selected exactly as the pre-training corpus selects them (`actbert.data.windows`), except
     that a window containing no clip / key frame falls back to the nearest one: a one-second window
-    between two clips still sees the video. `region_classes=True` adds "region_class", the detector's
-    most likely class of each region (for pictures; the model reads the full distribution elsewhere)."""
+    between two clips still sees the video. `region_classes=True` adds "region_cls", the detector's class
+    distribution of each selected region (for pictures and labels)."""
     vid = video.video_id
     s = 0.0 if start is None else float(start)
     e = float(video.duration) if end is None else float(end)
@@ -69,7 +69,7 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
         "region_frame": sel.frame_pos,
     }
     if region_classes:
-        item["region_class"] = np.asarray(video.region_cls)[frames, sel.boxes].argmax(-1)
+        item["region_cls"] = np.asarray(video.region_cls, dtype=np.float32)[frames, sel.boxes]
     return item
 
 
