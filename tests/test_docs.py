@@ -142,8 +142,8 @@ def test_blocks_that_do_not_run_still_use_current_flags():
                     argv.index("actbert.cli.main") if "actbert.cli.main" in argv else None)
                 if i is None or "..." in argv or len(argv) <= i + 1 or argv[i + 1] not in COMMANDS:
                     continue
-                # optional parts in [...] parse too; an upper-case placeholder (N, STORE) stands for a value
-                args = ["1" if re.fullmatch(r"[A-Z][A-Z_0-9]*", a.strip("[]")) else a.strip("[]") for a in argv[i + 2:]]
+                # optional parts in [...] parse too; a placeholder (N, STORE, $SLURM_ARRAY_TASK_ID) stands for a value
+                args = ["1" if re.fullmatch(r"\$?[A-Z][A-Z_0-9]*", a.strip("[]")) else a.strip("[]") for a in argv[i + 2:]]
                 name = argv[i + 1]
                 if name == "bench" or (name == "finetune" and args[0] in ZERO_SHOT):
                     continue  # a benchmark's own parser is built inside its main()

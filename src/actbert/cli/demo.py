@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out(parser, "output folder (world, models, report)", required=False, default="demo_out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
     add_no_progress(parser, "hide progress bars and stage messages")
+    parser.add_argument("--spoken", action="store_true",
+                        help="instead of the demo: speak the world's narration into the videos (eSpeak NG), "
+                             "transcribe it offline (pocketsphinx, general and domain model), score WER / content-word "
+                             "recall, and pre-train on written vs recognised narration (DIR/spoken/results.json; "
+                             "docs/transcribe.md). Shares the demo's first stages and cache")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
     parser.add_argument("--processes", type=int, default=None,
                         help="independent stages (pre-training variants, fine-tunings) run this many at a time, "
@@ -34,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
     overrides = {} if args.processes is None else {"processes": args.processes}
     if args.processes is not None and args.processes < 1:
         raise SystemExit(f"--processes must be >= 1, got {args.processes}")
+    if args.spoken:
+        from actbert.demo.spoken import run_spoken_demo
+
+        results, records, seconds = run_spoken_demo(args.out, get_demo_config(args.quick, **overrides), seed=args.seed,
+                                                    progress=not args.no_progress, force=args.force)
+        print("\n".join(results["table"]))
+        print(f"results: {args.out}/spoken/results.json; total {seconds:.1f} s")
+        return 0
     result = run_demo(args.out, seed=args.seed, progress=not args.no_progress, force=args.force,
                       config=get_demo_config(args.quick, **overrides))
     print(f"\nreport: {result.report}\nresults: {result.results_json}")

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("actbert.cli.demo", "run the whole pipeline on a generated world of narrated videos"),
     "world": ("actbert.cli.world", "generate the synthetic narrated-video world (videos + annotations)"),
     "data": ("actbert.cli.data", "check a benchmark / corpus file before a long job"),
+    "transcribe": ("actbert.cli.transcribe", "narration captions from videos: subtitles, else offline speech recognition"),
     "vocab": ("actbert.cli.vocab", "mine verbs from narration and build the action vocabulary"),
     "train-action-net": ("actbert.cli.train_action_net", "train the 3D CNN on (clip, verb) pairs"),
     "train-detector": ("actbert.cli.train_detector", "train / fine-tune the Faster R-CNN region detector"),
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("actbert.cli.report", "compare results.json of several runs side by side"),
     "index": ("actbert.cli.index", "build a search index of clips from videos or a feature store"),
     "search": ("actbert.cli.search", "search an index with a text query"),
+    "convert": ("actbert.cli.convert", "convert PaddleVideo's ActBERT weights (.pdparams) to a checkpoint folder"),
     "bench": ("actbert.cli.bench", "benchmarks (train-step, data loading, store, retrieval, search)"),
 }
 

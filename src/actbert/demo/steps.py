@@ -263,23 +263,26 @@ def write_word_vocab(texts: list[str], directory: Path) -> Path:
     return directory
 
 
-def corpus_run(out: Path, seed: int):
-    """Store + TRAIN narration + vocab + the vocab stage's tokenizer -> corpus, tokenizer, tiny model config."""
+def corpus_run(out: Path, seed: int, narration: Path | None = None, tokenizer: Path | None = None):
+    """Store + TRAIN narration + vocab + the vocab stage's tokenizer -> corpus, tokenizer, tiny model config.
+    `narration` / `tokenizer` replace the written narration and its tokenizer (the spoken-world runs)."""
     from actbert.training.data import build_corpus_run
 
     data = out / "data"
-    return build_corpus_run(out / "store", data / "narration_train.json", data / "vocab.json", "tiny", seed=seed,
-                            val_fraction=0.1, tokenizer_dir=str(data / "tokenizer"))
+    return build_corpus_run(out / "store", narration or data / "narration_train.json", data / "vocab.json", "tiny",
+                            seed=seed, val_fraction=0.1, tokenizer_dir=str(tokenizer or data / "tokenizer"))
 
 
-def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
+def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool, run_name: str | None = None,
+                     narration: Path | None = None, tokenizer: Path | None = None) -> dict:
     """Pre-train one variant (the ablations differ only by their ActBERTConfig overrides); builds its own
-    corpus, so it can run in a process of its own."""
+    corpus, so it can run in a process of its own. `run_name` / `narration` / `tokenizer`: another run
+    folder and training text (see `corpus_run`)."""
     from actbert.training.config import TrainConfig
     from actbert.training.pretrain import pretrain
     from actbert.training.data import default_collator
 
-    run = corpus_run(out, seed)
+    run = corpus_run(out, seed, narration, tokenizer)
     weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive, "match": cfg.pretrain_match}
     model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
@@ -287,7 +290,7 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progre
                      eval_every=max(1, cfg.pretrain_steps // cfg.pretrain_eval_points), save_every=0, keep=1,
                      log_every=max(1, cfg.pretrain_steps // 40), seed=seed, eval_batches=4, eval_retrieval=32,
                      device="cpu")
-    res = pretrain(tc, model_config, run.train, run.eval, run.tokenizer, fresh_dir(out / "runs" / variant),
+    res = pretrain(tc, model_config, run.train, run.eval, run.tokenizer, fresh_dir(out / "runs" / (run_name or variant)),
                    progress=progress, collate_fn=default_collator(run.tokenizer, model_config))
     return {"steps": res.step, "final_losses": res.final_losses, "eval": res.eval,
             "model_dir": str(Path(res.model_dir).relative_to(out)), "timing": {"samples_per_s": res.samples_per_s}}

@@ -239,13 +239,14 @@ def load_tokenizer(checkpoint: str | Path, tokenizer_dir: str | Path | None = No
     return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir) if tokenizer_dir else resolve_checkpoint(checkpoint))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, what: str = "ActBERT model") -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, what: str = "ActBERT model",
+                         store_required: bool = True) -> None:
     from actbert.cli.options import add_device, add_model, add_no_progress, add_out
 
     g = parser.add_argument_group("model and features")
     add_model(g, what=what)
     g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
-    g.add_argument("--store", required=True, help="feature store root (actbert extract)")
+    g.add_argument("--store", required=store_required, help="feature store root (actbert extract)")
     add_out(g, "run folder for results.json / results.md (and, when fine-tuning, the fine-tuned model in "
                "OUT/model/)")
     g.add_argument("--batch-size", type=int, default=256, help="(text, video) pairs fused per forward pass")

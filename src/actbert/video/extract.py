@@ -29,8 +29,8 @@ from actbert.video.decode import VIDEO_EXTENSIONS, Clip, DecodeSpec, VideoDecode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "video_ids", "shard_of", "part_name",
-           "default_spec"]
+__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "video_ids", "shard_of", "split_by_shard",
+           "part_name", "default_spec"]
 
 
 def video_id_of(path: str | Path) -> str:
@@ -63,6 +63,19 @@ def video_ids(paths: Iterable[str | Path]) -> dict[Path, str]:
 def shard_of(video_id: str, num_shards: int) -> int:
     """Stable shard of a video id: the same on every machine and Python run (unlike ``hash()``)."""
     return int.from_bytes(hashlib.sha1(video_id.encode("utf-8")).digest()[:8], "big") % num_shards
+
+
+def split_by_shard(paths: Iterable[Path], num_shards: int, shard_index: int) -> tuple[dict[str, Path], int]:
+    """This shard's videos by id (`video_ids`: same-named files in different folders get distinct ids,
+    a file listed twice is one video), and the number left to other shards."""
+    mine: dict[str, Path] = {}
+    others = 0
+    for p, vid in video_ids(paths).items():
+        if shard_of(vid, num_shards) != shard_index:
+            others += 1
+        else:
+            mine[vid] = p
+    return mine, others
 
 
 def part_name(num_shards: int, shard_index: int) -> str:
@@ -239,12 +252,7 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
     spec = spec or default_spec(action_net)
     summary = ExtractSummary(part=part_name(num_shards, shard_index))
     timer = _Timer(decode=0.0, action=0.0, region=0.0, write=0.0)
-    mine: dict[str, Path] = {}
-    for p, vid in video_ids(paths).items():
-        if shard_of(vid, num_shards) != shard_index:
-            summary.other_shards += 1
-        else:
-            mine[vid] = p
+    mine, summary.other_shards = split_by_shard(paths, num_shards, shard_index)
 
     with StoreWriter(store_root, part=summary.part, shard_videos=shard_videos,
                      meta=_meta(action_net, region_extractor, spec)) as writer:
