@@ -95,7 +95,7 @@ def test_cli_flags_have_help():
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
-    assert set(flags) == {"quick", "out", "seed", "no_progress", "force", "processes"}
+    assert set(flags) == {"quick", "out", "seed", "no_progress", "spoken", "force", "processes"}
     assert all(a.help for a in flags.values())
     args = parser.parse_args([])
     assert args.out == "demo_out" and args.seed == 0 and not args.quick and args.processes is None

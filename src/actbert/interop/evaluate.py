@@ -16,7 +16,7 @@ def run_paddlevideo_retrieval(args: argparse.Namespace) -> int:
     from actbert.tasks.results import write_results
     from actbert.utils import atomic_path
 
-    missing = [f"--{n}" for n in ("checkpoint", "csv", "features") if not getattr(args, n)]
+    missing = [f"--{n}" for n in ("model", "csv", "features") if not getattr(args, n)]
     if missing:
         print(f"actbert evaluate retrieval: --format paddlevideo-lmdb needs {', '.join(missing)}", file=sys.stderr)
         return 2
