@@ -46,7 +46,7 @@ from actbert.tasks.registry import ZERO_SHOT, finetune_task_names, load_task  # 
 # old spellings: still parsed (hidden, with a warning) but never offered by --help
 RETIRED = {"--output", "--quiet", "--checkpoint", "--held-out", "--k"}
 # flag -> the only commands where it may appear (one meaning per name)
-ONLY_IN = {"--top-k": {"search"}, "--index": {"search"}}
+ONLY_IN = {"--top-k": {"search", "serve"}, "--index": {"search"}}
 
 
 def _all_parsers():

@@ -260,7 +260,7 @@ class Pipeline:
             warnings.warn(f"{len(unknown)} of the {total} words of {text!r} are unknown to the model's vocabulary "
                           f"({', '.join(unknown[:8])}): results will be close to random. The model only knows the "
                           "words of the narration it was trained on (the demo's: a generated kitchen world, "
-                          "docs/world.md)", UnknownWordsWarning, stacklevel=3)
+                          "docs/world.md)", UnknownWordsWarning, stacklevel=4)
 
     def _use_index(self, index) -> ClipIndex:
         if isinstance(index, ClipIndex):

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("actbert.cli.index", "build a search index of clips from videos or a feature store"),
     "search": ("actbert.cli.search", "search an index with a text query"),
     "convert": ("actbert.cli.convert", "convert PaddleVideo's ActBERT weights (.pdparams) to a checkpoint folder"),
+    "serve": ("actbert.cli.serve", "local web page to search an index and watch the clips it finds"),
     "bench": ("actbert.cli.bench", "benchmarks (train-step, data loading, store, retrieval, search)"),
 }
 
