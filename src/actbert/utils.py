@@ -36,9 +36,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, new_file_mode())
     os.close(fd)
+    from actbert.errors import naming_file
+
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with naming_file(path):  # a full disk names the file being written, not just "errno 28"
+            yield Path(tmp)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

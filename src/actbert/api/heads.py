@@ -12,6 +12,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from actbert.errors import ActbertError
+
 __all__ = ["HEADS", "load_head", "MissingHeadError"]
 
 # kind -> (task module, class with .load(dir, device), methods accepted (first found is used), pipeline
@@ -22,7 +24,7 @@ HEADS = {
 }
 
 
-class MissingHeadError(RuntimeError):
+class MissingHeadError(ActbertError, RuntimeError):
     """`caption` / `segment` was called without a fine-tuned head."""
 
 

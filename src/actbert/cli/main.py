@@ -3,12 +3,22 @@
 Each command module defines `add_arguments(parser)` and `run(args) -> int`. Modules are imported only
 for the command that runs, so `actbert --help` stays fast and one broken optional dependency does not
 take every command down.
+
+Errors: an expected failure (an `actbert.errors.ActbertError` - bad file, bad config, corrupt store or
+index, refused pickle - or an OSError such as a full disk) is printed as ONE line naming the file and the
+problem, with exit status 2; `--debug` (or ACTBERT_DEBUG=1) shows the traceback instead. Any other
+exception is a bug and keeps its traceback (docs/errors.md lists what each kind of bad input gets).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import Callable
+
+EXIT_ERROR = 2  # an expected failure, reported in one line (1 stays "finished, but some items failed")
+DEBUG_HELP = "show the full traceback of an error instead of the one-line message (also ACTBERT_DEBUG=1)"
 
 from actbert.cli.options import HelpFormatter
 
@@ -40,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="ActBERT: global-local video-text representations, from raw video to downstream metrics.",
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -52,8 +63,32 @@ def _version() -> str:
     return f"actbert {__version__}"
 
 
+def run_reporting_errors(prog: str, fn: Callable[[], int | None], debug: bool = False) -> int:
+    """Run `fn`; an expected failure becomes one line on stderr and exit status EXIT_ERROR.
+
+    `debug` (or ACTBERT_DEBUG=1) re-raises, so the traceback is shown. Used by `main` and by the worker
+    processes `actbert pretrain --nproc` spawns, so every process reports errors the same way.
+    """
+    from actbert.errors import describe
+
+    try:
+        return int(fn() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        line = describe(exc)
+        if line is None or debug or os.environ.get("ACTBERT_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    while argv and argv[0] == "--debug":  # `actbert --debug COMMAND ...`
+        debug, argv = True, argv[1:]
     parser = build_parser()
     if not argv or argv[0] in {"-h", "--help", "--version"} or argv[0] not in COMMANDS:
         parser.parse_args(argv or ["--help"])
@@ -61,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module, sub = command_parser(name)
     args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+    return run_reporting_errors(f"actbert {name}", lambda: module.run(args), debug or args.debug)
 
 
 def command_parser(name: str):
@@ -71,6 +106,7 @@ def command_parser(name: str):
     sub = argparse.ArgumentParser(prog=f"actbert {name}", description=getattr(module, "DESCRIPTION", help_text),
                                   formatter_class=HelpFormatter)
     module.add_arguments(sub)
+    sub.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return module, sub
 
 

@@ -103,8 +103,12 @@ def _clip_grad(args: argparse.Namespace) -> float:
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
     from actbert.training.distributed import local_env
 
+    from actbert.cli.main import run_reporting_errors
+
     os.environ.update(local_env(rank, world, port))
-    code = _run_one(args, quiet=args.no_progress or rank != 0)
+    # each spawned process prints its own expected failure in one line, like the parent would
+    code = run_reporting_errors(f"actbert pretrain (process {rank})", lambda: _run_one(args, quiet=args.no_progress or rank != 0),
+                                getattr(args, "debug", False))
     if code:
         raise SystemExit(code)
 

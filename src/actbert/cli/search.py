@@ -46,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from actbert.cli.options import resolve_device
     from actbert.api.index import IndexMismatchError
 
+    try:  # a non-UTF-8 command-line argument arrives as lone surrogates, which no tokenizer can read
+        args.query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])  # surrogateescape keeps a bad byte b as U+DC00 + b
+        shown = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"character U+{code:04X}"
+        print(f"actbert search: error: the query is not valid UTF-8 ({shown} at character {exc.start + 1})",
+              file=sys.stderr)
+        return 2
     device = resolve_device(args.device)
     try:
         index = ClipIndex(args.index)

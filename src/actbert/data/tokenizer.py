@@ -61,7 +61,13 @@ class WordPieceTokenizer:
         vocab_txt = Path(vocab_txt)
         if not vocab_txt.is_file():
             raise FileNotFoundError(f"{vocab_txt}: no such vocab.txt")
-        model = models.WordPiece.from_file(str(vocab_txt), unk_token="[UNK]", max_input_chars_per_word=100)
+        try:
+            model = models.WordPiece.from_file(str(vocab_txt), unk_token="[UNK]", max_input_chars_per_word=100)
+        except Exception as exc:  # tokenizers raises a bare Exception for any unreadable file
+            from actbert.errors import InputError, read_text
+
+            read_text(vocab_txt)  # invalid UTF-8 is reported with its line
+            raise InputError(vocab_txt, f"not a WordPiece vocab.txt ({str(exc)[:200]})") from None
         return cls(_bert_pipeline(model, lowercase), lowercase, str(vocab_txt))
 
     @classmethod
@@ -76,7 +82,12 @@ class WordPieceTokenizer:
         lowercase = True
         cfg = directory / "tokenizer_config.json"
         if cfg.is_file():
-            lowercase = bool(json.loads(cfg.read_text(encoding="utf-8")).get("do_lower_case", True))
+            from actbert.errors import InputError, read_json
+
+            data = read_json(cfg)
+            if not isinstance(data, dict):
+                raise InputError(cfg, "expected a JSON object")
+            lowercase = bool(data.get("do_lower_case", True))
         if (directory / "vocab.txt").is_file():
             return cls.from_vocab(directory / "vocab.txt", lowercase=lowercase)
         if (directory / "tokenizer.json").is_file():

@@ -14,12 +14,14 @@ from pathlib import Path
 import av
 import numpy as np
 
+from actbert.errors import ActbertError
+
 __all__ = ["SAMPLE_RATE", "AudioError", "Audio", "audio_duration", "read_audio"]
 
 SAMPLE_RATE = 16000
 
 
-class AudioError(RuntimeError):
+class AudioError(ActbertError, RuntimeError):
     """The audio of ``path`` is missing or undecodable; ``reason`` is the short cause for summaries."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 
+from actbert.errors import ActbertError
 from actbert.speech.result import Line, Word
 
 __all__ = ["SUBTITLE_EXTENSIONS", "SubtitleError", "find_sidecar", "read_sidecar", "read_stream_subtitles"]
@@ -29,7 +30,7 @@ _TAG = re.compile(r"<[^>]*>")
 _ASS_OVERRIDE = re.compile(r"\{[^}]*\}")
 
 
-class SubtitleError(RuntimeError):
+class SubtitleError(ActbertError, RuntimeError):
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
         self.reason = reason

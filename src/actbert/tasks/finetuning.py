@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -106,13 +105,15 @@ def read_task_checkpoint(directory: str | Path, task: str) -> tuple[dict[str, An
     path = Path(directory) / f"{task}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} is not a {task} checkpoint: no {path.name}")
+    from actbert.errors import ConfigError, read_json
+
+    meta = read_json(path)
     try:
-        meta = json.loads(path.read_text())
         enc = ActBERTConfig.from_dict(meta["actbert"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a valid {task} config ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # ConfigError included: name the file
+        raise ConfigError(f"{path}: not a valid {task} config ({exc})") from None
     if meta.get("task") != task:
-        raise ValueError(f"{path}: task is {meta.get('task')!r}, not {task!r}")
+        raise ConfigError(f"{path}: task is {meta.get('task')!r}, not {task!r}")
     return meta, enc
 
 

@@ -164,12 +164,11 @@ def load_results(path_or_dir) -> dict:
         path = path / RESULTS_JSON
     if not path.is_file():
         raise FileNotFoundError(f"no results file at {path}")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    from actbert.errors import InputError, read_json
+
+    record = read_json(path)
     if not isinstance(record, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
+        raise InputError(path, f"{path} must hold a JSON object, got {type(record).__name__}")
     missing = [k for k in _REQUIRED if k not in record]
     if missing:
         raise ValueError(f"{path} is not an actbert results file: missing {missing}")
