@@ -49,7 +49,7 @@ def world(setup):
     if not (root / "ckpt").exists():
         (root / "ckpt").symlink_to(root / "run" / "model")
     assert main(["index", str(root / "store"), "--out", str(root / "idx"), "--model", str(root / "ckpt"),
-                 "--clip-seconds", "4", "--chunk-rows", "7", "--quiet"]) == 0
+                 "--clip-seconds", "4", "--chunk-rows", "7", "--no-progress"]) == 0
     caps = {f"v{i}": {"start": [0.0, 4.0, 8.0, 12.0], "end": [4.0, 8.0, 12.0, 16.0],
                       "text": ["cut the onion", "fry the egg", "boil water", "slice tomato"]} for i in range(3)}
     (root / "captions.json").write_text(json.dumps(caps))
@@ -66,7 +66,7 @@ def pretrain_args(world, store, out, *extra):
     return ["pretrain", "--store", str(store), "--captions", str(world / "captions.json"), "--vocab",
             str(world / "vocab.json"), "--preset", "tiny", "--out", str(out), "--batch-size", "4", "--steps", "2",
             "--eval-every", "0", "--val-fraction", "0", "--tokenizer-vocab-size", "120", "--device", "cpu",
-            "--threads", "1", "--quiet", *extra]
+            "--threads", "1", "--no-progress", *extra]
 
 
 # -- 1. benchmark / corpus files: csv, UTF-8, JSON structure -------------------------------------------
@@ -176,7 +176,7 @@ def test_garbage_model_weights_for_index_and_qa(world, tmp_path, capsys):
                    str(ckpt / "model.safetensors"))
     qa = tmp_path / "mc.jsonl"
     qa.write_text('{"qid": 1, "clip_name": "v0", "answer": 0, "options": ["cut", "fry"]}\n')
-    one_line_error(capsys, ["evaluate", "qa", "--checkpoint", str(ckpt), "--annotations", str(qa), "--store",
+    one_line_error(capsys, ["evaluate", "qa", "--model", str(ckpt), "--annotations", str(qa), "--store",
                             str(world / "store"), "--out", str(tmp_path / "qa")], str(ckpt / "model.safetensors"))
 
 
@@ -199,7 +199,7 @@ def video_models(tmp_path_factory):
 
 def extract_args(d, out, action=None, detector=None, videos=None):
     return ["extract", str(videos or d / "videos"), "--out", str(out), "--action-net", str(action or d / "action"),
-            "--detector", str(detector or d / "detector"), "--device", "cpu", "--quiet"]
+            "--detector", str(detector or d / "detector"), "--device", "cpu", "--no-progress"]
 
 
 @pytest.mark.parametrize("part,file,content,needle", [
@@ -241,7 +241,7 @@ def test_truncated_video_is_a_counted_failure_in_extract_and_index(video_models,
     failed = [ln for ln in out.splitlines() if "FAILED cut" in ln]
     assert len(failed) == 1 and "truncated: decoded" in failed[0] and "10.00 s its header declares" in failed[0]
     rc = main(["index", str(videos), "--out", str(tmp_path / "idx"), "--model", str(world / "ckpt"), "--action-net",
-               str(video_models / "action"), "--detector", str(video_models / "detector"), "--quiet"])
+               str(video_models / "action"), "--detector", str(video_models / "detector"), "--no-progress"])
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     # the tiny model was built for other feature sizes, so the index itself may refuse the store; what matters
@@ -272,7 +272,7 @@ def test_store_index_without_videos_key_is_rebuilt(world, tmp_path, capsys, capl
         del ent["videos"]
     ip.write_text(json.dumps(data))
     assert main(["index", str(store), "--out", str(tmp_path / "idx"), "--model", str(world / "ckpt"),
-                 "--clip-seconds", "4", "--quiet"]) == 0
+                 "--clip-seconds", "4", "--no-progress"]) == 0
     assert "indexed 12 clips of 3 videos" in capsys.readouterr().out
     assert "re-reading their shard headers" in caplog.text
 
@@ -351,7 +351,7 @@ def test_file_size_limit_names_the_file(world, tmp_path, capsys):
     try:
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, old_limit[1]))
         rc = main(["index", str(world / "store"), "--out", str(tmp_path / "idx"), "--model", str(world / "ckpt"),
-                   "--clip-seconds", "4", "--quiet"])
+                   "--clip-seconds", "4", "--no-progress"])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
         signal.signal(signal.SIGXFSZ, old_handler)

@@ -31,10 +31,10 @@ def test_search_ranks_like_the_cli(client, serve_world, capsys):
     np.testing.assert_allclose([h["first_stage_score"] for h in api["hits"]],
                                [h["first_stage_score"] for h in cli], atol=1e-5)
     np.testing.assert_allclose([h["score"] for h in api["hits"][:3]], [h["score"] for h in cli[:3]], atol=1e-5)
-    assert [h["score"] is None for h in api["hits"]] == [False] * 3 + [True] * 3
+    assert [h["reranked"] for h in api["hits"]] == [True] * 3 + [False] * 3
     top = client.get("/api/search", params={"q": q, "k": 1, "rerank": 0}).json()["hits"][0]
     assert (top["video"], top["start"], top["end"]) == (XSS_NAME, 8.0, 16.0)  # the first stage finds the known clip
-    assert top["name"] == XSS_NAME + ".mp4" and top["score"] is None
+    assert top["name"] == XSS_NAME + ".mp4" and not top["reranked"]
     assert top["video_url"] == "/media/video/" + quote(XSS_NAME, safe="") and top["available"] is True
     post = client.post("/api/search", json={"q": q, "k": 6, "rerank": 3}).json()
     assert [key(h) for h in post["hits"]] == [key(h) for h in api["hits"]]
@@ -272,7 +272,7 @@ def test_cli_serves_on_loopback_and_answers_curl(serve_world):
         assert status == 200 and len(json.loads(body)["hits"]) == 3
         status, body = _get(url + "api/search?q=cut&k=2")
         hits = json.loads(body)["hits"]
-        assert status == 200 and len(hits) == 2 and [h["score"] is None for h in hits] == [False, False]
+        assert status == 200 and len(hits) == 2 and [h["reranked"] for h in hits] == [True, True]
         assert b"actbert search" in urllib.request.urlopen(url, timeout=30).read()
     finally:
         proc.terminate()

@@ -34,7 +34,7 @@ def load_head(kind: str, head: Any, model=None, tokenizer=None):
     if head is None:
         raise MissingHeadError(
             f"Pipeline.{method} needs a fine-tuned {task} head, and none was given. Fine-tune one with "
-            f"`actbert finetune {task} --checkpoint CKPT --output DIR ...` (see `actbert finetune {task} --help`), "
+            f"`actbert finetune {task} --model MODEL --out DIR ...` (see `actbert finetune {task} --help`), "
             f"then pass Pipeline(..., {kind}=DIR)")
     if isinstance(head, (str, Path)):
         path = Path(head)

@@ -10,11 +10,13 @@ DESCRIPTION = ("Generate a world of narrated cooking videos, mine verbs, train t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
+
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
-    parser.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (world, models, report)")
+    add_out(parser, "output folder (world, models, report)", required=False, default="demo_out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars and stage messages")
+    add_no_progress(parser, "hide progress bars and stage messages")
     parser.add_argument("--spoken", action="store_true",
                         help="instead of the demo: speak the world's narration into the videos (eSpeak NG), "
                              "transcribe it offline (pocketsphinx, general and domain model), score WER / content-word "

@@ -20,6 +20,8 @@ from typing import Callable
 EXIT_ERROR = 2  # an expected failure, reported in one line (1 stays "finished, but some items failed")
 DEBUG_HELP = "show the full traceback of an error instead of the one-line message (also ACTBERT_DEBUG=1)"
 
+from actbert.cli.options import HelpFormatter
+
 # command name -> (module, one-line help). Order is the order of a typical workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("actbert.cli.demo", "run the whole pipeline on a generated world of narrated videos"),
@@ -92,14 +94,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])
         return 0
     name, rest = argv[0], argv[1:]
+    module, sub = command_parser(name)
+    args = sub.parse_args(rest)
+    return run_reporting_errors(f"actbert {name}", lambda: module.run(args), debug or args.debug)
+
+
+def command_parser(name: str):
+    """`(module, parser)` of command `name`: the parser `actbert NAME` parses with (and prints as help)."""
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(prog=f"actbert {name}", description=getattr(module, "DESCRIPTION", help_text),
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
     module.add_arguments(sub)
     sub.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    args = sub.parse_args(rest)
-    return run_reporting_errors(f"actbert {name}", lambda: module.run(args), debug or args.debug)
+    return module, sub
 
 
 if __name__ == "__main__":  # pragma: no cover

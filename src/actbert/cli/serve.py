@@ -10,10 +10,12 @@ computer can connect (127.0.0.1); another --host has to be asked for. Stop it wi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_model
+
     parser.add_argument("index", metavar="INDEX", help="index folder (actbert index)")
-    parser.add_argument("--model", default=None,
-                        help="checkpoint folder or pre-training run (default: the one recorded in the index)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    add_model(parser, required=False, help="ActBERT model folder (checkpoint or run folder; default: the one "
+                                           "recorded in the index)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 lets every host on your network search your videos")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port)")
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model requests run at once (threads; on a CPU one request already uses every core)")
     parser.add_argument("--max-queue", type=int, default=16,
                         help="model requests allowed to wait; more are refused with HTTP 503 (bounds memory)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_device(parser)
 
 
 def run(args: argparse.Namespace) -> int:

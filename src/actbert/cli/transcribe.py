@@ -23,6 +23,8 @@ def _env_shards():
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_no_progress
+
     parser.add_argument("videos", help="directory of videos (searched recursively), a text file with one path per "
                                        "line, or a single video / audio file")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE",
@@ -51,12 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-resume", action="store_true", help="refuse to write into a caption file that has videos")
     parser.add_argument("--retry-skipped", action="store_true",
                         help="try again the videos an earlier run skipped (they are not retried by default)")
-    parser.add_argument("--device", default="cpu", help="device of the Whisper model")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for Whisper (default: torch's)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from actbert.cli.options import resolve_device
     from actbert.speech.transcribe import transcribe_videos
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     def make_recognizer():
         return build_recognizer(args.recognizer, args.model, vocab_text, workdir.name, args.max_line_seconds,
-                                args.device, args.threads)
+                                resolve_device(args.device), args.threads)
 
     try:
         summary = transcribe_videos(args.videos, args.out, make_recognizer, sources=sources, settings=settings,

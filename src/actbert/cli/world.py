@@ -9,9 +9,10 @@ DESCRIPTION = ("Generate a deterministic world of narrated cooking videos with g
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
     from actbert.world.config import PRESETS
 
-    parser.add_argument("--out", required=True, help="world directory to create (replaced as a whole)")
+    add_out(parser, "world folder to create (replaced as a whole)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="world size: tiny (tests), quick (CI smoke demo), default (the demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speak", action="store_true",
                         help="also speak each video's narration with eSpeak NG into OUT/spoken/videos/*.mp4 (audio "
                              "track added; ground truth in OUT/spoken/narration_spoken.json); see docs/transcribe.md")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from actbert.errors import ActbertError, InputError, naming_file, read_json
+from actbert.utils import new_file_mode
 
 FORMAT = "actbert-store/1"
 log = logging.getLogger("actbert.data.store")
@@ -242,6 +243,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0o600 would make the file private
     try:
         with naming_file(path), os.fdopen(fd, "wb") as f:  # a full disk names the file
             f.write(data)

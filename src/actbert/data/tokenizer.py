@@ -135,6 +135,29 @@ class WordPieceTokenizer:
         """WordPiece tokens of `text`, without special tokens."""
         return self._tok.encode(text, add_special_tokens=False).tokens
 
+    def unknown_words(self, text: str) -> tuple[list[str], int]:
+        """`(words the vocabulary does not know, number of words)` of `text`: a word is unknown when it
+        encodes to `[UNK]` or into fragments none of which covers half of it ("bikes" -> b ##i ##ke ##s:
+        what a vocabulary made for another domain, such as the demo's kitchen world, does to a new word;
+        "tomatoes" -> tomato ##es is known). Punctuation is not counted."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        words: dict[int, tuple[list[str], list[int]]] = {}
+        for wid, piece, (start, end) in zip(enc.word_ids, enc.tokens, enc.offsets):
+            if wid is not None:
+                pieces, span = words.setdefault(wid, ([], [start, end]))
+                pieces.append(piece)
+                span[1] = end
+        unknown, total = [], 0
+        for pieces, (start, end) in words.values():
+            word = text[start:end]
+            if not any(c.isalnum() for c in word):
+                continue
+            total += 1
+            longest = max(len(p.removeprefix("##")) for p in pieces)
+            if "[UNK]" in pieces or longest * 2 < len(word) or (len(pieces) > 1 and longest == 1):
+                unknown.append(word)
+        return unknown, total
+
     def encode(self, text: str, max_len: int = 512) -> list[int]:
         """Ids of one text, `[CLS] ... [SEP]`, at most `max_len` long (no padding)."""
         ids, _ = self.encode_batch([text], max_len)

@@ -286,7 +286,8 @@ def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progre
     weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive, "match": cfg.pretrain_match}
     model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
-                     warmup=cfg.pretrain_warmup, eval_every=max(1, cfg.pretrain_steps // 2), save_every=0, keep=1,
+                     warmup=cfg.pretrain_warmup,
+                     eval_every=max(1, cfg.pretrain_steps // cfg.pretrain_eval_points), save_every=0, keep=1,
                      log_every=max(1, cfg.pretrain_steps // 40), seed=seed, eval_batches=4, eval_retrieval=32,
                      device="cpu")
     res = pretrain(tc, model_config, run.train, run.eval, run.tokenizer, fresh_dir(out / "runs" / (run_name or variant)),
@@ -331,7 +332,7 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     res["extract"] = stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
                                 lambda: extract(out, cfg, prog))
     pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
-                                        "pretrain_contrastive", "pretrain_match")}
+                                        "pretrain_contrastive", "pretrain_match", "pretrain_eval_points")}
     jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
              functools.partial(pretrain_variant, out, cfg, v, seed)) for v in cfg.variants]
     res["pretrain"] = dict(zip(cfg.variants, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))

@@ -228,18 +228,18 @@ class SearchService:
         return out
 
     def segments(self, vid: str, request_id: str | None = None) -> dict:
-        """Runs of the segmentation head's per-second labels (background, label 0, left out)."""
+        """Runs of the segmentation head's per-second step names (background left out)."""
         self.catalog.entry(vid)
         if self.pipe.segmenter is None:
             raise MediaNotFound("no segmentation head: start `actbert serve` with --segmenter DIR "
                                 "(from `actbert finetune segmentation`) for a timeline of predicted steps")
         with self.gate.slot(request_id, "segment"), self._index_errors():
-            labels = self.pipe.segment(vid)
+            labels = self.pipe.segment(vid)  # step names, "background" where no step happens
         runs, start = [], 0
         for t in range(1, len(labels) + 1):
             if t == len(labels) or labels[t] != labels[start]:
-                if labels[start] != 0:
-                    runs.append({"start": float(start), "end": float(t), "label": f"step {labels[start]}"})
+                if labels[start] != "background":
+                    runs.append({"start": float(start), "end": float(t), "label": labels[start]})
                 start = t
         return {"video": vid, "segments": runs}
 

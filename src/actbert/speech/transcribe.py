@@ -188,8 +188,7 @@ def transcribe_videos(videos: Iterable[str | Path] | str | Path, out: str | Path
     target, journal, report_path = output_paths(out, num_shards, shard_index)
     summary = TranscribeSummary(Path(out), part=part_name(num_shards, shard_index))
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
-    mine, summary.other_shards, duplicates = split_by_shard(paths, num_shards, shard_index)
-    summary.skipped.extend(duplicates)
+    mine, summary.other_shards = split_by_shard(paths, num_shards, shard_index)
 
     captions = _load_json(target)
     journaled, skipped_before = _read_journal(journal, settings)

@@ -90,6 +90,14 @@ def save_task_checkpoint(directory: str | Path, task: str, module: nn.Module, me
     return directory
 
 
+def task_checkpoint_dir(directory: str | Path, task: str) -> Path:
+    """The head's folder: `directory` itself, or the `model/` (or newest checkpoint) of the run folder that
+    `actbert finetune TASK --out` writes (the one model-folder convention, `resolve_checkpoint`)."""
+    from actbert.training.checkpointing import resolve_checkpoint
+
+    return resolve_checkpoint(directory, (f"{task}.json", TASK_WEIGHTS), what=f"{task} model")
+
+
 def read_task_checkpoint(directory: str | Path, task: str) -> tuple[dict[str, Any], Any]:
     """(meta, ActBERTConfig) of a task checkpoint; errors name the folder / file and what is wrong."""
     from actbert.model import ActBERTConfig

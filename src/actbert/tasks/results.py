@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from actbert.utils import new_file_mode
+
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "write_results", "load_results", "flatten_metrics", "compare_runs",
            "format_value"]
 
@@ -56,6 +58,7 @@ def _jsonable(value: Any, where: str) -> Any:
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0o600 would make the file private
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -53,6 +53,27 @@ def list_checkpoints(root: str | Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def resolve_checkpoint(path: str | Path, files: tuple[str, ...] = ("config.json", "model.safetensors"),
+                       what: str = "model") -> Path:
+    """The model folder of `path`, in the one convention every command and `Pipeline` accept: `path` itself
+    (holding `files`), a run's final `model/`, or the run's newest complete `checkpoints/step-*` folder.
+
+    `files` names what makes a folder complete: an ActBERT checkpoint by default; a fine-tuned head passes
+    its own (`captioning.json` + `model.safetensors`)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} {p} does not exist (expected a checkpoint folder or a run folder)")
+
+    def ok(d: Path) -> bool:
+        return all((d / f).is_file() for f in files)
+
+    for candidate in (p, p / "model", *list_checkpoints(p / "checkpoints")):
+        if ok(candidate):
+            return candidate
+    raise FileNotFoundError(f"{p} holds no {what}: expected {' + '.join(files)} in it, in {p / 'model'}, "
+                            f"or in a {p / 'checkpoints'}/step-* folder")
+
+
 # --- RNG states -----------------------------------------------------------------------------------
 def capture_rng() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(JSON-able python/numpy states, tensors of the torch CPU and CUDA states)."""

@@ -113,6 +113,14 @@ class KeyFrame:
     image: np.ndarray
 
 
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without PyAV's "[Errno N] ...: 'path'" wrapping (the path is reported once, by the
+    caller): "[Errno 1094995529] Invalid data found when processing input: 'x.mp4'" -> "invalid data found
+    when processing input"."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
 def _open(path: str | Path):
     """Open a container and its first video stream, turning every PyAV/OS failure into VideoDecodeError."""
     path = Path(path)
@@ -123,7 +131,8 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:  # av.error.* (InvalidDataError, ...) and OSError
-        raise VideoDecodeError(path, f"cannot open container: {exc}") from exc
+        raise VideoDecodeError(path, f"cannot open the video ({_reason(exc)}: not a video file, or a damaged "
+                                     "one)") from exc
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(path, "no video stream")
@@ -214,7 +223,7 @@ def _decoded_frames(path, container, stream, start: float = 0.0) -> Iterator[tup
         try:  # seek to the key frame before `start`; decoding then runs forward to it
             container.seek(int((start + t0) / stream.time_base), stream=stream, backward=True, any_frame=False)
         except Exception as exc:
-            raise VideoDecodeError(path, f"seek to {start:.2f}s failed: {exc}") from exc
+            raise VideoDecodeError(path, f"seek to {start:.2f}s failed: {_reason(exc)}") from exc
     last = -math.inf
     try:
         for frame in container.decode(stream):
@@ -228,7 +237,7 @@ def _decoded_frames(path, container, stream, start: float = 0.0) -> Iterator[tup
     except VideoDecodeError:
         raise
     except Exception as exc:  # av.error.InvalidDataError and friends on truncated / corrupt data
-        raise VideoDecodeError(path, f"decode error after {max(last, 0.0):.2f}s: {exc}") from exc
+        raise VideoDecodeError(path, f"decode error after {max(last, 0.0):.2f}s: {_reason(exc)}") from exc
 
 
 def _square(frame: "av.VideoFrame", resize: int, crop: int) -> np.ndarray:

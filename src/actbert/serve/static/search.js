@@ -39,7 +39,7 @@ function card(hit) {
   const media = el("div", {class: "media", title: hit.available ? "play this clip" : "the video file is missing"});
   if (hit.available) media.append(el("img", {class: "thumb", src: hit.thumbnail_url, alt: "", loading: "lazy"}));
   else media.append(el("div", {class: "thumb missing", text: "video file missing"}));
-  const score = hit.score === null || hit.score === undefined
+  const score = !hit.reranked
     ? `first stage ${hit.first_stage_score.toFixed(4)} (not re-ranked)`
     : `score ${hit.score.toFixed(4)} · first stage ${hit.first_stage_score.toFixed(4)}`;
   const meta = el("div", {class: "meta"},
