@@ -109,11 +109,12 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------- indexing
     def index(self, source: str | Path, out: str | Path, clip_seconds: float = 8.0, stride: float | None = None,
               batch_size: int | None = None, chunk_rows: int = 32768, dtype: str = "float32",
-              overwrite: bool = False, progress: bool = True) -> ClipIndex:
+              overwrite: bool = False, progress: bool = True, bf16: bool = False) -> ClipIndex:
         """Index every video of `source` (a feature store, or videos: a folder, list file or one file) as clips
         of `clip_seconds` every `stride` s (default: no overlap) into the folder `out`; returns the index
         (also the one `search` uses from now on). Raw videos are extracted into `out/store` (resumable).
-        `dtype="float16"` halves the embedding files but makes exact search ~4x slower (docs/performance/search.md)."""
+        `dtype="float16"` halves the embedding files but makes exact search ~4x slower (docs/performance/search.md).
+        `bf16` runs the action network under bfloat16 autocast while extracting (as `actbert extract --bf16`)."""
         from tqdm.auto import tqdm
 
         from actbert.data.store import FeatureStore
@@ -130,7 +131,7 @@ class Pipeline:
             store_path, store_ref = source.resolve(), str(source.resolve())
         elif source.exists():
             store_path, store_ref = out / "store", "store"
-            info["extraction"] = self._extract(source, store_path, progress)
+            info["extraction"] = self._extract(source, store_path, progress, bf16)
             for f in info["extraction"]["failed"]:  # once here; `actbert index` lists them in its summary instead
                 log.warning("video %s (%s) was not indexed: %s", f["video"], f["path"], f["reason"])
         else:
@@ -171,11 +172,11 @@ class Pipeline:
         self._index = writer.close(info)
         return self._index
 
-    def _extract(self, source: Path, store_path: Path, progress: bool) -> dict:
+    def _extract(self, source: Path, store_path: Path, progress: bool, bf16: bool = False) -> dict:
         from actbert.video.extract import extract_features
 
         net, det = self._extractors()
-        summary = extract_features(source, store_path, net, det, progress=progress)
+        summary = extract_features(source, store_path, net, det, progress=progress, bf16=bf16)
         return {"extracted": len(summary.done), "already_in_store": len(summary.already_done),
                 "failed": [{"video": v, "path": p, "reason": r} for v, p, r in summary.failed]}
 

