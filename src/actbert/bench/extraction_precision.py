@@ -49,15 +49,16 @@ def run(demo: Path, variant: str, workdir: Path) -> dict:
     from actbert.tasks.retrieval import load_clips, retrieval_scores
     from actbert.video.action_net import load_action_net
     from actbert.video.detector import load_region_extractor
-    from actbert.video.extract import default_spec, extract_features
+    from actbert.video.decode import DecodeSpec
+    from actbert.video.extract import extract_features
     from actbert.world import load_world
 
-    config = json.loads((demo / "results.json").read_text())["config"]
     world = load_world(demo / "world")
     net, regions = load_action_net(demo / "action_net"), load_region_extractor(demo / "detector")
     paths = [world.video_path(v) for v in sorted(world.videos)]
+    spec = DecodeSpec(**FeatureStore(demo / "store").meta["extractor"]["decode"])  # exactly the demo's settings
     summary = extract_features(paths, workdir / "store-bf16", net, regions, progress=False, action_batch=32,
-                               region_batch=16, spec=default_spec(net, config["keyframe_every_s"]), bf16=True)
+                               region_batch=16, spec=spec, bf16=True)
     if summary.failed:
         raise SystemExit(f"error: extraction failed for {summary.failed[:3]}")
     stores = {"float32": FeatureStore(demo / "store"), "bf16": FeatureStore(workdir / "store-bf16")}
