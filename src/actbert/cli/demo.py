@@ -13,7 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (world, models, report)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the world and every training stage (default 0)")
+    parser.add_argument("--seeds", default=None, metavar="SPEC",
+                        help="several worlds, e.g. 0-4 (also 0,2,7): one demo per seed in DIR/seed-N, then one "
+                             "summary table in DIR/summary.md (targets met per task, mean difference and spread)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars and stage messages")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
     parser.add_argument("--processes", type=int, default=None,
@@ -25,15 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from actbert.demo import run_demo
-
-    from actbert.demo import get_demo_config
+    from actbert.demo import get_demo_config, run_demo, run_demos
+    from actbert.demo.summary import parse_seeds
 
     overrides = {} if args.processes is None else {"processes": args.processes}
     if args.processes is not None and args.processes < 1:
         raise SystemExit(f"--processes must be >= 1, got {args.processes}")
-    result = run_demo(args.out, seed=args.seed, progress=not args.no_progress, force=args.force,
-                      config=get_demo_config(args.quick, **overrides))
+    config = get_demo_config(args.quick, **overrides)
+    if args.seeds is not None:
+        if args.seed is not None:
+            raise SystemExit("give --seed (one world) or --seeds (several), not both")
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        many = run_demos(args.out, seeds, progress=not args.no_progress, force=args.force, config=config)
+        print(f"\n{many.summary.read_text()}\nsummary: {many.summary}\nper world: {args.out}/seed-N/report.md")
+        return 0
+    result = run_demo(args.out, seed=args.seed or 0, progress=not args.no_progress, force=args.force, config=config)
     print(f"\nreport: {result.report}\nresults: {result.results_json}")
     print("targets:")
     for t in json.loads(result.results_json.read_text())["targets"]:
