@@ -101,7 +101,9 @@ PRESETS: dict[str, DemoConfig] = {
     # CI smoke test: the quick world (16 short videos) and budgets that only show the pipeline runs end
     # to end; its numbers are not expected to meet the learning targets (the report says so).
     "quick": DemoConfig(
-        name="quick", world_preset="quick", vocab_min_count=2, action_epochs=3, detector_epochs=3,
+        # one detector epoch (15 steps): the old 20 s wall-clock cap stopped near there on an idle machine,
+        # and 3 epochs cost 73 CPU seconds, the slowest quick stage (measured)
+        name="quick", world_preset="quick", vocab_min_count=2, action_epochs=3, detector_epochs=1,
         keyframe_every_s=2.0, pretrain_steps=20, pretrain_batch=16, pretrain_warmup=3,
         ft_retrieval_steps=10, ft_caption_steps=10, ft_segment_steps=10, masked_eval_batches=2),
 }
