@@ -129,6 +129,7 @@ class Pipeline:
         from actbert.tasks import scoring as S
 
         out, source = Path(out), Path(source)
+        self.model.require_contrastive_head()  # a model without a contrastive head (converted from PaddleVideo) cannot index
         if (out / "index.json").exists() and not overwrite:  # before a possibly long extraction, not after
             raise FileExistsError(f"{out} already holds an index; pass overwrite=True (--overwrite) to rebuild it "
                                   "(an extracted store/ inside it is kept)")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("actbert.cli.report", "compare results.json of several runs side by side"),
     "index": ("actbert.cli.index", "build a search index of clips from videos or a feature store"),
     "search": ("actbert.cli.search", "search an index with a text query"),
+    "convert": ("actbert.cli.convert", "convert PaddleVideo's ActBERT weights (.pdparams) to a checkpoint folder"),
     "bench": ("actbert.cli.bench", "benchmarks (train-step, data loading, store, retrieval, search)"),
 }
 

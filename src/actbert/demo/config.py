@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-# Pre-training variants: name -> ActBERTConfig overrides. "actbert" is the full model; the others are
-# the ablations of issue 7, each pre-trained with exactly the same budget and data.
+# Pre-training variants: name -> ActBERTConfig overrides. "actbert" is the full model (the paper's Figure 3);
+# the others are ablations, each pre-trained with exactly the same budget and data.
 VARIANTS: dict[str, dict] = {
     "actbert": {},
     "kv_add": {"kv_mode": "add"},
+    "coattention": {"kv_mode": "coattention"},  # not in the default run: pick it with DemoConfig.variants
     "no_action": {"use_action_input": False},
     "no_region": {"use_region_input": False},
 }

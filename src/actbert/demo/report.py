@@ -164,8 +164,10 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results, paired)
     for name, t in tasks.items():
         vals = " | ".join(_f(t["values"].get(m)) if m in t["values"] else "–" for m in models)
         L.append(f"| {name} | {t['metric']} | {_f(t['chance'])} | {vals} |")
-    L += ["", "Models: `actbert` = pre-trained Tangled Transformer (kv_mode stack); `kv_add` = PaddleVideo's "
-          "additive key/values; `no_action` / `no_region` = no action / region input; `no_pretrain` = the "
+    L += ["", "Models: `actbert` = pre-trained Tangled Transformer of the paper's Figure 3 (kv_mode stack: each "
+          "stream's own keys/values stacked with the other modality's action-guided context); `kv_add` = "
+          "PaddleVideo's BertEntAttention (the contexts added onto the keys/values); `coattention` = ViLBERT-style "
+          "co-attention (words attend to regions directly); `no_action` / `no_region` = no action / region input; `no_pretrain` = the "
           "`actbert` config with its initial random weights. Ablations had the same pre-training budget "
           f"({cfg.pretrain_steps} steps of {cfg.pretrain_batch}; loss weights: masked language, action and region "
           f"1, matching {cfg.pretrain_match:g}, contrastive {cfg.pretrain_contrastive:g}).", "",

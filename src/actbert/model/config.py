@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 CONFIG_NAME = "config.json"
+# 2: the Tangled Transformer follows the paper's Figure 3; version-1 configs' kv_mode "stack" was the
+# co-attention wiring now called "coattention".
+FORMAT_VERSION = 2
+KV_MODES = ("stack", "add", "coattention")
 
 
 @dataclass
@@ -47,7 +52,13 @@ class ActBERTConfig:
     # --- Tangled Transformer ---
     bi_hidden: int = 1024  # shared width of the cross-stream attention (ViLBERT's bi_hidden_size)
     bi_heads: int = 8
-    kv_mode: str = "stack"  # "stack" (our reading of the paper) or "add" (PaddleVideo)
+    # How the action-guided contexts enter the other streams (see model/tnt.py and docs/architecture.md):
+    # "stack" = the paper's Figure 3, "add" = PaddleVideo's BertEntAttention, "coattention" = ViLBERT-style
+    # ablation in which words attend to regions directly (this package's block before 2026-12).
+    kv_mode: str = "stack"
+    # "add" only: resize the contexts over the real action slots (default: padding never leaks) or over all
+    # slots, padded ones included, as PaddleVideo's F.interpolate does.
+    context_resize_over: str = "real"
     # --- sequence limits (what the data layer pads/truncates to) ---
     max_text_len: int = 36
     max_regions: int = 36
@@ -59,7 +70,11 @@ class ActBERTConfig:
     initializer_range: float = 0.02
     # --- heads and losses ---
     pooled_dim: int = 1024  # pooled streams are projected to this width before fusion
-    contrastive_dim: int = 256  # joint space of the optional two-stage retrieval alignment
+    pooler_activation: str = "tanh"  # BERT's pooler; PaddleVideo's ActBERT uses "relu"
+    # Matching-head fusion of the pooled streams: "product_concat" = [t*a ; t*r] (ours, see heads.py),
+    # "mul" = t*r + a and "sum" = t+r+a (PaddleVideo's fusion_method).
+    match_fusion: str = "product_concat"
+    contrastive_dim: int = 256  # joint space of the two-stage retrieval alignment; 0 = no contrastive head
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"mlm": 1.0, "action": 1.0, "region": 1.0, "match": 1.0, "contrastive": 0.0}
     )
@@ -67,7 +82,13 @@ class ActBERTConfig:
     # --- ablation switches (the stream still exists, but receives no video input) ---
     use_action_input: bool = True
     use_region_input: bool = True
+    # --- input-embedding conventions (PaddleVideo differs on each; the "paddlevideo" preset sets them) ---
+    action_cls_token: bool = True  # a learned [ACT] pooling token before the clips (PaddleVideo pools clip 0)
+    visual_position_type_embeddings: bool = True  # region type/frame and action position/type embeddings
+    zero_pad_word_embedding: bool = False  # [PAD] ids embed to zero (Paddle's nn.Embedding(padding_idx=0))
     preset: str = "custom"
+    # Bumped when a field's meaning changes; configs written before the field existed are version 1.
+    format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         self.validate()
@@ -91,8 +112,21 @@ class ActBERTConfig:
             raise ValueError(f"stage layer lists must have equal length (num_tnt_blocks + 1), got {stages}")
         if any(n < 0 for v in stages.values() for n in v):
             raise ValueError(f"stage layer counts must be >= 0, got {stages}")
-        if self.kv_mode not in {"stack", "add"}:
-            raise ValueError(f"kv_mode must be 'stack' or 'add', got {self.kv_mode!r}")
+        choices = {
+            "kv_mode": (self.kv_mode, KV_MODES),
+            "context_resize_over": (self.context_resize_over, ("real", "all")),
+            "pooler_activation": (self.pooler_activation, ("tanh", "relu")),
+            "match_fusion": (self.match_fusion, ("product_concat", "mul", "sum")),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        if self.contrastive_dim < 0:
+            raise ValueError(f"contrastive_dim must be >= 0 (0 = no contrastive head), got {self.contrastive_dim}")
+        if self.contrastive_dim == 0 and self.loss_weights.get("contrastive", 0.0) > 0:
+            raise ValueError("loss_weights['contrastive'] > 0 needs a contrastive head: set contrastive_dim > 0")
+        if self.format_version > FORMAT_VERSION:
+            raise ValueError(f"config format_version {self.format_version} is newer than this actbert ({FORMAT_VERSION})")
         for name, hidden, heads in (
             ("text", self.text_hidden, self.text_heads),
             ("region", self.region_hidden, self.region_heads),
@@ -129,7 +163,7 @@ class ActBERTConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown ActBERTConfig fields {sorted(unknown)}")
-        merged = dict(data)
+        merged = _upgrade(dict(data))
         if "loss_weights" in merged:  # keep defaults for weights an older config did not name
             merged["loss_weights"] = {**cls().loss_weights, **merged["loss_weights"]}
         return cls(**merged)
@@ -149,6 +183,27 @@ class ActBERTConfig:
 
     def replace(self, **changes: Any) -> "ActBERTConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Read a config written by an older actbert: same model, today's names."""
+    version = data.get("format_version", 1)
+    if version < 2:
+        mode = data.get("kv_mode", "stack")
+        if mode == "add":
+            raise ValueError(
+                "this config (format 1, kv_mode 'add') describes the pre-2026-12 additive block in which words "
+                "attended to region keys; no current block reproduces it: re-train, or convert PaddleVideo's "
+                "weights with `actbert convert paddlevideo`"
+            )
+        warnings.warn(
+            "config format 1: its kv_mode 'stack' was the co-attention wiring, loaded as kv_mode='coattention' "
+            "(not the paper's Tangled Transformer); re-train for kv_mode='stack'",
+            stacklevel=3,
+        )
+        data["kv_mode"] = "coattention"
+        data["format_version"] = FORMAT_VERSION
+    return data
 
 
 # --- named presets (timm-style registry) ---
@@ -179,6 +234,22 @@ _PRESETS: dict[str, dict[str, Any]] = {
         pooled_dim=64,
         contrastive_dim=64,
         max_position_embeddings=64,
+    ),
+    # PaddleVideo's BertForMultiModalPreTraining with its default arguments, module for module, so that the
+    # released ActBERT.pdparams converts onto it (`actbert convert paddlevideo`). Every field below that
+    # differs from "base" is a PaddleVideo convention; docs/architecture.md lists each one.
+    "paddlevideo": dict(
+        action_stage_layers=[0, 1, 2],  # a_ent_attention_id [0, 1] with 3 action layers
+        kv_mode="add",
+        context_resize_over="all",
+        pooled_dim=1024,  # = bi_hidden: BertPooler(hidden, bi_hidden)
+        pooler_activation="relu",
+        match_fusion="mul",
+        contrastive_dim=0,
+        action_cls_token=False,
+        visual_position_type_embeddings=False,
+        zero_pad_word_embedding=True,
+        max_regions=35,  # MSRVTTDataset: the global token and at most 35 boxes make 36
     ),
 }
 

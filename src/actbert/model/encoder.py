@@ -38,7 +38,7 @@ class TextState(_BatchState):
 class VideoState(_BatchState):
     region_hidden: Tensor  # [B, 1+N, region_hidden] (global token first)
     region_mask: Tensor  # [B, 1+N] bool
-    action_hidden: Tensor  # [B, 1+A, action_hidden] ([ACT] first)
+    action_hidden: Tensor  # [B, 1+A, action_hidden] ([ACT] first; [B, A] without `action_cls_token`)
     action_mask: Tensor  # [B, 1+A] bool
 
 
@@ -87,6 +87,7 @@ class ActBERTModel(nn.Module):
         self.text_pooler = nn.Linear(c.text_hidden, c.pooled_dim)
         self.region_pooler = nn.Linear(c.region_hidden, c.pooled_dim)
         self.action_pooler = nn.Linear(c.action_hidden, c.pooled_dim)
+        self.pooler_activation = torch.tanh if c.pooler_activation == "tanh" else torch.relu
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:  # BERT's initialisation
@@ -99,6 +100,10 @@ class ActBERTModel(nn.Module):
         elif isinstance(module, nn.LayerNorm):
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
+
+    def action_clips(self, action_hidden: Tensor) -> Tensor:
+        """The clip positions of the action stream ([ACT], when the model has one, is position 0)."""
+        return action_hidden[:, 1:] if self.config.action_cls_token else action_hidden
 
     @staticmethod
     def _run(layers: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
@@ -131,7 +136,10 @@ class ActBERTModel(nn.Module):
         region_loc: Tensor,
         region_mask: Tensor,
         region_frame: Tensor | None = None,
+        region_global: Tensor | None = None,
     ) -> VideoState:
+        """`region_global` [B, region_feat_dim], optional: the global region token's feature (default: the
+        mean of the real regions)."""
         c = self.config
         _check("action_feats", action_feats, 3, c.action_feat_dim)
         _check_mask("action_mask", action_mask, "action_feats", action_feats)
@@ -144,12 +152,22 @@ class ActBERTModel(nn.Module):
             raise ValueError(f"batch sizes differ: action_feats {tuple(action_feats.shape)}, region_feats {tuple(region_feats.shape)}")
         if region_frame is not None:
             _check_mask("region_frame", region_frame, "region_feats", region_feats)
+        if region_global is not None:
+            _check("region_global", region_global, 2, c.region_feat_dim)
+            if region_global.shape[0] != region_feats.shape[0]:
+                raise ValueError(f"region_global batch {region_global.shape[0]} != region_feats {tuple(region_feats.shape)}")
         action_mask, region_mask = action_mask.bool(), region_mask.bool()
         if not c.use_action_input:  # ablation: the stream keeps its [ACT] token but sees no clip
             action_mask, action_feats = torch.zeros_like(action_mask), torch.zeros_like(action_feats)
         if not c.use_region_input:
             region_mask, region_feats = torch.zeros_like(region_mask), torch.zeros_like(region_feats)
-        r, r_mask = self.region_embeddings(region_feats, region_loc, region_mask, region_frame)
+            region_global = None if region_global is None else torch.zeros_like(region_global)
+        if not c.action_cls_token and (action_mask.shape[1] == 0 or not bool(action_mask[:, 0].all())):
+            raise ValueError(
+                "action_mask[:, 0] must be 1 for a model without an [ACT] token (it pools the first clip): "
+                "every video needs at least one action clip"
+            )
+        r, r_mask = self.region_embeddings(region_feats, region_loc, region_mask, region_frame, region_global)
         a, a_mask = self.action_embeddings(action_feats, action_mask)
         return VideoState(
             self._run(self.region_stages[0], r, r_mask), r_mask, self._run(self.action_stages[0], a, a_mask), a_mask
@@ -171,9 +189,9 @@ class ActBERTModel(nn.Module):
             a = self._run(self.action_stages[i + 1], a, am)
         return EncoderOutput(
             text_hidden=t, text_mask=tm, region_hidden=r, region_mask=rm, action_hidden=a, action_mask=am,
-            pooled_text=torch.tanh(self.text_pooler(t[:, 0])),
-            pooled_region=torch.tanh(self.region_pooler(r[:, 0])),
-            pooled_action=torch.tanh(self.action_pooler(a[:, 0])),
+            pooled_text=self.pooler_activation(self.text_pooler(t[:, 0])),
+            pooled_region=self.pooler_activation(self.region_pooler(r[:, 0])),
+            pooled_action=self.pooler_activation(self.action_pooler(a[:, 0])),
             attentions=attentions,
         )
 
@@ -181,6 +199,6 @@ class ActBERTModel(nn.Module):
         text = self.encode_text(batch["text_ids"], batch["text_mask"], batch.get("text_segment"))
         video = self.encode_video(
             batch["action_feats"], batch["action_mask"], batch["region_feats"], batch["region_loc"],
-            batch["region_mask"], batch.get("region_frame"),
+            batch["region_mask"], batch.get("region_frame"), batch.get("region_global"),
         )
         return self.fuse(text, video, output_attentions)

@@ -47,20 +47,30 @@ class MaskedLMHead(nn.Module):
 
 
 class MatchingHead(nn.Module):
-    """Matched / not matched from the pooled streams.
+    """Matched / not matched from the pooled streams; logit index 1 = matched.
 
-    ViLBERT fuses two streams by the element-wise product of their pooled vectors; with two visual
-    streams we keep one product per stream ([p_t * p_a ; p_t * p_r]) so each stream's agreement with the
-    text is visible to the classifier, and an ablated stream simply contributes a constant.
+    `match_fusion="product_concat"` (default): ViLBERT fuses two streams by the element-wise product of
+    their pooled vectors; with two visual streams we keep one product per stream ([p_t * p_a ; p_t * p_r])
+    so each stream's agreement with the text is visible to the classifier, and an ablated stream simply
+    contributes a constant. PaddleVideo's "mul" is p_t * p_r + p_a (the action vector is added, not
+    multiplied, so it cannot express agreement with the text) and "sum" is p_t + p_r + p_a.
+    PaddleVideo's own head says index 0 = matched; `actbert convert` swaps its two rows.
     """
 
     def __init__(self, config: ActBERTConfig):
         super().__init__()
+        self.fusion = config.match_fusion
         self.dropout = nn.Dropout(config.hidden_dropout)
-        self.classifier = nn.Linear(2 * config.pooled_dim, 2)
+        width = 2 * config.pooled_dim if self.fusion == "product_concat" else config.pooled_dim
+        self.classifier = nn.Linear(width, 2)
 
     def forward(self, pooled_text: Tensor, pooled_region: Tensor, pooled_action: Tensor) -> Tensor:
-        fused = torch.cat([pooled_text * pooled_action, pooled_text * pooled_region], dim=-1)
+        if self.fusion == "product_concat":
+            fused = torch.cat([pooled_text * pooled_action, pooled_text * pooled_region], dim=-1)
+        elif self.fusion == "mul":
+            fused = pooled_text * pooled_region + pooled_action
+        else:
+            fused = pooled_text + pooled_region + pooled_action
         return self.classifier(self.dropout(fused))
 
 

@@ -14,6 +14,10 @@ from actbert.model.encoder import ActBERTModel, EncoderOutput, TextState, VideoS
 from actbert.model.heads import ClassifierHead, ContrastiveHead, MaskedLMHead, MatchingHead
 
 
+class MissingContrastiveHeadError(ValueError):
+    pass
+
+
 @dataclass
 class PretrainOutput:
     loss: Tensor | None
@@ -36,9 +40,11 @@ class ActBERTForPretraining(nn.Module):
         self.action_head = ClassifierHead(config.action_hidden, config.num_action_classes, eps)
         self.region_head = ClassifierHead(config.region_hidden, config.num_region_classes, eps)
         self.match_head = MatchingHead(config)
-        self.contrastive_head = ContrastiveHead(config)
+        # PaddleVideo has no contrastive head (contrastive_dim=0): two-stage retrieval and search need one
+        self.contrastive_head = ContrastiveHead(config) if config.contrastive_dim > 0 else None
         for head in (self.mlm_head.transform, self.action_head, self.region_head, self.match_head, self.contrastive_head):
-            head.apply(self.actbert._init_weights)
+            if head is not None:
+                head.apply(self.actbert._init_weights)
 
     # --- scoring used by the downstream tasks ---
     def match_logits(self, out: EncoderOutput) -> Tensor:
@@ -51,11 +57,20 @@ class ActBERTForPretraining(nn.Module):
     def score_pairs(self, text: TextState, video: VideoState) -> Tensor:
         return self.match_score(self.actbert.fuse(text, video))
 
+    def require_contrastive_head(self) -> ContrastiveHead:
+        if self.contrastive_head is None:
+            raise MissingContrastiveHeadError(
+                "this model has no contrastive head (contrastive_dim 0, e.g. converted from PaddleVideo), which "
+                "index, search and two-stage retrieval need; score with the matching head instead "
+                "(actbert evaluate retrieval --mode exhaustive)"
+            )
+        return self.contrastive_head
+
     def embed_text(self, text: TextState) -> Tensor:
-        return self.contrastive_head.embed_text(text.hidden, text.mask)
+        return self.require_contrastive_head().embed_text(text.hidden, text.mask)
 
     def embed_video(self, video: VideoState) -> Tensor:
-        return self.contrastive_head.embed_video(video.action_hidden, video.action_mask, video.region_hidden, video.region_mask)
+        return self.require_contrastive_head().embed_video(video.action_hidden, video.action_mask, video.region_hidden, video.region_mask)
 
     # --- pre-training ---
     def forward(self, batch: dict[str, Tensor], output_attentions: bool = False) -> PretrainOutput:
@@ -63,7 +78,7 @@ class ActBERTForPretraining(nn.Module):
         text = enc.encode_text(batch["text_ids"], batch["text_mask"], batch.get("text_segment"))
         video = enc.encode_video(
             batch["action_feats"], batch["action_mask"], batch["region_feats"], batch["region_loc"],
-            batch["region_mask"], batch.get("region_frame"),
+            batch["region_mask"], batch.get("region_frame"), batch.get("region_global"),
         )
         out = enc.fuse(text, video, output_attentions)
         result = PretrainOutput(loss=None, match_logits=self.match_logits(out), encoder=out)
@@ -83,7 +98,7 @@ class ActBERTForPretraining(nn.Module):
             result.mlm_logits = self.mlm_head(out.text_hidden[result.mlm_positions])
             losses["mlm"] = L.token_cross_entropy(result.mlm_logits, labels[result.mlm_positions])
         if "action_target" in batch:
-            result.action_logits = self.action_head(out.action_hidden[:, 1:])  # skip [ACT]
+            result.action_logits = self.action_head(enc.action_clips(out.action_hidden))
             target = batch["action_target"].masked_fill(~keep[:, None], L.IGNORE)
             losses["action"] = L.token_cross_entropy(result.action_logits, target)
         if "region_target_mask" in batch:
@@ -92,7 +107,7 @@ class ActBERTForPretraining(nn.Module):
             losses["region"] = L.region_kl(result.region_logits, batch["region_cls"], mask)
         if "match_labels" in batch:
             losses["match"] = L.matching_loss(result.match_logits, batch["match_labels"])
-            if weights.get("contrastive", 0.0) > 0:
+            if weights.get("contrastive", 0.0) > 0 and self.contrastive_head is not None:
                 losses["contrastive"] = L.contrastive_loss(
                     self.embed_text(text), self.embed_video(video), self.contrastive_head.logit_scale, keep
                 )

@@ -1,17 +1,27 @@
-"""The Tangled Transformer (TNT) block: the global action stream guides the exchange between streams.
+"""The Tangled Transformer (TNT) block of the paper's Figure 3: the action stream guides what words and
+regions learn from each other.
 
-    c_w = MultiHead(Q = Wq_a h_a, K = Wk_w h_w, V = Wv_w h_w)       action looks at words
-    c_r = MultiHead(Q = Wq_a h_a, K = Wk_r h_r, V = Wv_r h_r)       action looks at regions
-    kv_mode="stack" (default, our reading of the paper's "stacked with the original key-value pairs"):
-        text   attends to K/V = [Wk_r h_r ; c_r]
-        region attends to K/V = [Wk_w h_w ; c_w]
-        action attends to K/V = [Wk_a h_a ; c_w ; c_r]
-      appended positions are masked with the action mask.
-    kv_mode="add" (PaddleVideo): the contexts, resized to the other stream's length by nearest-neighbour
-      repetition, are added onto that stream's keys and values; the action stream does self-attention.
+    c_w = MultiHead(Q = Wq_a h_a, K = Wk_w h_w, V = Wv_w h_w)       action looks at words   (blue line)
+    c_r = MultiHead(Q = Wq_a h_a, K = Wk_r h_r, V = Wv_r h_r)       action looks at regions (red line)
 
-Each stream then gets its own output projection (bi_hidden -> stream width; PaddleVideo sized the action
-one with the text width, a bug), residual + LayerNorm and its own feed-forward.
+    w-transformer: Q = Wq_w h_w, K/V = the words' own keys/values merged with c_r
+    r-transformer: Q = Wq_r h_r, K/V = the regions' own keys/values merged with c_w
+    a-transformer: plain self-attention (both lines pass it by)
+
+Words and regions exchange information only through the action stream. How a context is merged:
+
+* kv_mode="stack" (default, the figure): the context, through its own learned key / value projections, is
+  appended to the stream's keys and values; the appended positions carry the action mask.
+* kv_mode="add" (PaddleVideo's `BertEntAttention`): the projected context is resized to the stream's
+  length by nearest-neighbour repetition and added onto its keys and values. As in PaddleVideo one value
+  projection serves both contexts (its `value_av` is never used). `context_resize_over="real"` resizes
+  over each sample's real action slots so padding cannot leak; "all" is PaddleVideo's resize over every
+  slot, padded ones included.
+* kv_mode="coattention" (ablation, ViLBERT-style): words attend to [region keys ; c_r], regions to
+  [word keys ; c_w], actions to [own ; c_w ; c_r]. Not ActBERT: this package's block before 2026-12.
+
+Each stream then gets its own output projection (bi_hidden -> stream width), residual + LayerNorm and its
+own feed-forward, as PaddleVideo's `BertEntOutput` + `BertConnectionLayer`.
 """
 from __future__ import annotations
 
@@ -32,11 +42,23 @@ class TangledAttentions:
     action_to_region: Tensor
 
 
-def nearest_resize(x: Tensor, length: int) -> Tensor:
-    """Resize [B, H, A, d] along A to `length` by nearest-neighbour repetition (index floor(j * A / L))."""
-    source = x.shape[2]
-    index = torch.div(torch.arange(length, device=x.device) * source, length, rounding_mode="floor")
-    return x.index_select(2, index)
+def nearest_resize(x: Tensor, length: int, mask: Tensor | None = None) -> Tensor:
+    """Resize [B, H, A, d] along A to `length` by nearest-neighbour repetition.
+
+    Target j takes source floor(j * A / length), as `F.interpolate(mode="nearest")` in Paddle and PyTorch.
+    With `mask` [B, A] (True = real), each sample resizes over its own real slots only, in order.
+    """
+    b, _, source, _ = x.shape
+    steps = torch.arange(length, device=x.device)
+    if mask is None:
+        index = torch.div(steps * source, length, rounding_mode="floor")
+        return x.index_select(2, index)
+    real = mask.sum(1, keepdim=True)  # [B, 1]; callers guarantee >= 1
+    nth = torch.div(steps[None] * real, length, rounding_mode="floor")  # which real slot, [B, L]
+    # positions of the real slots first, in their original order (stable sort of "is padding")
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+    index = order.gather(1, nth)  # [B, L]
+    return x.gather(2, index[:, None, :, None].expand(b, x.shape[1], length, x.shape[3]))
 
 
 class _StreamProjections(nn.Module):
@@ -60,14 +82,28 @@ class TangledBlock(nn.Module):
         super().__init__()
         self.heads = config.bi_heads
         self.kv_mode = config.kv_mode
+        self.resize_over_real = config.context_resize_over == "real"
         self.attn_dropout = config.attention_dropout
         args = (config.bi_hidden, config.hidden_dropout, config.layer_norm_eps)
         self.text = _StreamProjections(config.text_hidden, *args, config.text_intermediate)
         self.region = _StreamProjections(config.region_hidden, *args, config.region_intermediate)
         self.action = _StreamProjections(config.action_hidden, *args, config.action_intermediate)
+        bi = config.bi_hidden
+        if self.kv_mode == "stack":
+            self.region_context_key = nn.Linear(bi, bi)  # c_r -> keys of the word stream
+            self.region_context_value = nn.Linear(bi, bi)
+            self.word_context_key = nn.Linear(bi, bi)  # c_w -> keys of the region stream
+            self.word_context_value = nn.Linear(bi, bi)
+        elif self.kv_mode == "add":  # PaddleVideo: key_av, key_at, and value_at for both contexts
+            self.region_context_key = nn.Linear(bi, bi)
+            self.word_context_key = nn.Linear(bi, bi)
+            self.context_value = nn.Linear(bi, bi)
 
     def _qkv(self, stream: _StreamProjections, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return tuple(split_heads(p(x), self.heads) for p in (stream.query, stream.key, stream.value))
+
+    def _project(self, linear: nn.Linear, context: Tensor) -> Tensor:
+        return split_heads(linear(merge_heads(context)), self.heads)
 
     def forward(
         self, h_t: Tensor, m_t: Tensor, h_r: Tensor, m_r: Tensor, h_a: Tensor, m_a: Tensor, need_weights: bool = False
@@ -79,17 +115,29 @@ class TangledBlock(nn.Module):
 
         c_w, w_aw = attend(q_a, k_t, v_t, m_t, p, need_weights)  # action-guided word context   [B,H,A,d]
         c_r, w_ar = attend(q_a, k_r, v_r, m_r, p, need_weights)  # action-guided region context [B,H,A,d]
+        cat = lambda *xs: torch.cat(xs, dim=2)  # noqa: E731 - sequence axis of [B,H,L,d]
 
         if self.kv_mode == "stack":
-            cat = lambda *xs: torch.cat(xs, dim=2)  # noqa: E731 - sequence axis of [B,H,L,d]
+            kr, vr = self._project(self.region_context_key, c_r), self._project(self.region_context_value, c_r)
+            kw, vw = self._project(self.word_context_key, c_w), self._project(self.word_context_value, c_w)
+            text_ctx, _ = attend(q_t, cat(k_t, kr), cat(v_t, vr), torch.cat([m_t, m_a], 1), p)
+            region_ctx, _ = attend(q_r, cat(k_r, kw), cat(v_r, vw), torch.cat([m_r, m_a], 1), p)
+            action_ctx, _ = attend(q_a, k_a, v_a, m_a, p)
+        elif self.kv_mode == "add":
+            resize_mask = m_a if self.resize_over_real else None
+            to_text = lambda lin, c: nearest_resize(self._project(lin, c), k_t.shape[2], resize_mask)  # noqa: E731
+            to_region = lambda lin, c: nearest_resize(self._project(lin, c), k_r.shape[2], resize_mask)  # noqa: E731
+            text_ctx, _ = attend(
+                q_t, k_t + to_text(self.region_context_key, c_r), v_t + to_text(self.context_value, c_r), m_t, p
+            )
+            region_ctx, _ = attend(
+                q_r, k_r + to_region(self.word_context_key, c_w), v_r + to_region(self.context_value, c_w), m_r, p
+            )
+            action_ctx, _ = attend(q_a, k_a, v_a, m_a, p)
+        else:  # "coattention" ablation
             text_ctx, _ = attend(q_t, cat(k_r, c_r), cat(v_r, c_r), torch.cat([m_r, m_a], 1), p)
             region_ctx, _ = attend(q_r, cat(k_t, c_w), cat(v_t, c_w), torch.cat([m_t, m_a], 1), p)
             action_ctx, _ = attend(q_a, cat(k_a, c_w, c_r), cat(v_a, c_w, c_r), torch.cat([m_a, m_a, m_a], 1), p)
-        else:
-            c_r_sized, c_w_sized = nearest_resize(c_r, k_r.shape[2]), nearest_resize(c_w, k_t.shape[2])
-            text_ctx, _ = attend(q_t, k_r + c_r_sized, v_r + c_r_sized, m_r, p)
-            region_ctx, _ = attend(q_r, k_t + c_w_sized, v_t + c_w_sized, m_t, p)
-            action_ctx, _ = attend(q_a, k_a, v_a, m_a, p)
 
         attentions = TangledAttentions(w_aw, w_ar) if need_weights else None
         return (

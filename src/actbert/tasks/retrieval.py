@@ -16,6 +16,7 @@ Modes:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Sequence
 
@@ -274,9 +275,15 @@ PROTOCOLS = {"youcook2": "HowTo100M/MIL-NCE YouCook2 val csv, file order", "msrv
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Text→video retrieval: R@1/5/10, median / mean rank, both directions, with the "
                           "matching head's log P(matched) as the score.")
-    S.add_common_arguments(parser)
-    parser.add_argument("--dataset", choices=sorted(PROTOCOLS), required=True, help="which test protocol: file order and caption column of that benchmark's csv")
-    parser.add_argument("--annotations", required=True, help="the test csv (YouCook2 val csv or MSR-VTT 1k-A csv)")
+    S.add_common_arguments(parser, store_required=False)
+    parser.add_argument("--format", choices=("store", "paddlevideo-lmdb"), default="store",
+                        help="store: our feature store (--store) and a benchmark csv (--dataset, --annotations); "
+                             "paddlevideo-lmdb: PaddleVideo's MSR-VTT protocol on its feature LMDB (--csv, --features)")
+    parser.add_argument("--dataset", choices=sorted(PROTOCOLS), help="format store: which test protocol: file order and caption column of that benchmark's csv")
+    parser.add_argument("--annotations", help="format store: the test csv (YouCook2 val csv or MSR-VTT 1k-A csv)")
+    g = parser.add_argument_group("format paddlevideo-lmdb (docs/paddlevideo.md)")
+    g.add_argument("--csv", help="PaddleVideo's test csv: 'video_id,caption' lines, no header")
+    g.add_argument("--features", help="PaddleVideo's feature LMDB folder (e.g. msrvtt_test.lmdb); opened read-only")
     parser.add_argument("--mode", choices=MODES, default="exhaustive", help="exhaustive: every (caption, video) pair through the full model; two-stage: contrastive top-k, then re-rank")
     parser.add_argument("--k", type=int, default=50, help="two-stage: candidates re-ranked per query")
     parser.add_argument("--index", choices=("exact", "faiss"), default="exact", help="two-stage first-stage search")
@@ -305,6 +312,12 @@ def _evaluate_and_write(model, tokenizer, store, args, checkpoint, extra_config=
 def run_evaluate(args: argparse.Namespace) -> int:
     from actbert.data.store import FeatureStore
 
+    if args.format == "paddlevideo-lmdb":
+        from actbert.interop.evaluate import run_paddlevideo_retrieval
+
+        return run_paddlevideo_retrieval(args)
+    if not _store_arguments_given(args, "evaluate"):
+        return 2
     model = S.load_model(args.checkpoint, args.device)
     tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
     _evaluate_and_write(model, tokenizer, FeatureStore(args.store), args, str(args.checkpoint))
@@ -331,10 +344,23 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of data order")
 
 
+def _store_arguments_given(args: argparse.Namespace, action: str) -> bool:
+    if action == "finetune" and args.format != "store":
+        print("actbert finetune retrieval: only --format store trains (PaddleVideo's LMDB is a test set)",
+              file=sys.stderr)
+        return False
+    missing = [f"--{n}" for n in ("store", "dataset", "annotations") if not getattr(args, n)]
+    if missing:
+        print(f"actbert {action} retrieval: --format store needs {', '.join(missing)}", file=sys.stderr)
+    return not missing
+
+
 def run_finetune(args: argparse.Namespace) -> int:
     from actbert.data.store import FeatureStore
     from actbert.utils import atomic_write_json, seed_everything
 
+    if not _store_arguments_given(args, "finetune"):
+        return 2
     seed_everything(args.seed)
     store = FeatureStore(args.store)
     model = S.load_model(args.checkpoint, args.device)

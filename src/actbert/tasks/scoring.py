@@ -235,11 +235,13 @@ def load_tokenizer(checkpoint: str | Path, tokenizer_dir: str | Path | None = No
     return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir or checkpoint))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = True,
+                         store_required: bool = True) -> None:
     g = parser.add_argument_group("model and features")
-    g.add_argument("--checkpoint", required=checkpoint_required, help="folder written by save_pretrained")
+    g.add_argument("--checkpoint", "--model", dest="checkpoint", required=checkpoint_required,
+                   help="model folder written by save_pretrained (or by actbert convert)")
     g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
-    g.add_argument("--store", required=True, help="feature store root (actbert extract)")
+    g.add_argument("--store", required=store_required, help="feature store root (actbert extract)")
     g.add_argument("--out", required=True, help="run folder for results.json / results.md")
     g.add_argument("--batch-size", type=int, default=256, help="(text, video) pairs fused per forward pass")
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device for the model (cuda when available, else cpu)")

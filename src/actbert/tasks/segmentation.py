@@ -162,7 +162,7 @@ class Segmenter(nn.Module):
         out = enc.fuse(enc.encode_text(text, torch.ones_like(text)),
                        enc.encode_video(vb["action_feats"], vb["action_mask"], vb["region_feats"], vb["region_loc"],
                                         vb["region_mask"], vb["region_frame"]))
-        return self.classifier(out.action_hidden[:, 1:])  # skip [ACT]
+        return self.classifier(enc.action_clips(out.action_hidden))
 
     @torch.no_grad()
     def predict_logits(self, video, num_seconds: int | None = None, batch_size: int = 16) -> np.ndarray:

