@@ -63,7 +63,7 @@ def paired_markdown(paired: dict, ablations: dict) -> list[str]:
     ablation on the zero-shot tasks, each with its interval."""
     L = ["## Paired statistics: pre-trained minus no pre-training", "",
          "Both models are scored on the same test items; the interval is the 95 % percentile bootstrap of the "
-         "difference over those items (10,000 resamples; localization resampled within each task). A target is "
+         "difference over those items (10,000 resamples; localization's recall averaged over the tasks drawn). A target is "
          "met only when the point estimate clears its bar and every interval it names lies above zero.", "",
          "| task | items | pre-trained | no pre-training | difference | 95 % interval | supported |",
          "|---|---|---|---|---|---|---|"]
@@ -132,7 +132,8 @@ def write_report(out: Path, cfg: DemoConfig, seed: int, res: dict, records, tota
     timings = [{"stage": r.name, "seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2),
                 "cached": r.cached, "first_run_seconds": round(r.first_seconds, 2)} for r in records]
     results = {"format": "actbert-demo-results/1", "preset": cfg.name, "seed": seed, "config": cfg.to_dict(),
-               "tasks": tasks, "targets": targets, "paired": paired, "ablations": ablations, "stages": _strip({k: v for k, v in res.items()}),
+               "tasks": tasks, "targets": targets, "paired": paired, "ablations": ablations,
+               "stages": _strip({k: v for k, v in res.items()}),
                "attention": attention, "plots": {k: str(v.relative_to(out)) for k, v in figs.items() if v},
                "timings": timings, "total_seconds": total_s}
     rjson = atomic_write_json(out / "results.json", results)

@@ -2,7 +2,7 @@
 bootstrap interval (`actbert.metrics.bootstrap`), and the learning targets judged by those intervals.
 
 Items are what the test split is made of: text queries (retrieval), questions (QA), videos (localization,
-grouped by CrossTask task as its recall averages over tasks; masked action and segmentation, whose
+labelled with their CrossTask task as its recall averages over tasks; masked action and segmentation, whose
 scored units - masked clips, seconds - are many per video and not independent), and clips (captioning).
 A comparison is *supported* when its interval's lower bound is above zero.
 """
