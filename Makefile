@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 DEMO_OUT ?= demo_out
 DEMO_ARGS ?=
 
-.PHONY: venv demo demo-quick test bench clean
+.PHONY: venv browser demo demo-quick test bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,17 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VENV)/bin/actbert demo --quick --out $(DEMO_OUT)-quick
 
-test: $(STAMP)
+# The browser tests of `actbert serve` drive Debian's chromium (Playwright only talks to it; nothing downloads a
+# browser build). Installed with apt when missing; without root/apt the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "make: installing Debian's chromium for the browser tests (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-dejavu-core >/dev/null ) || \
+	  echo "make: WARNING: could not install chromium; the browser tests will be skipped"; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def new_file_mode() -> int:
+    """The permissions `open()` would give a new file (0o666 minus the umask). `tempfile.mkstemp`, which
+    the atomic writers use, creates files 0o600; without this, every file they replace would become
+    private to its owner (store.json, results.json, ... unreadable to a group sharing the folder)."""
+    try:  # Linux: read the umask without changing it (os.umask is the only portable way, and not thread-safe)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
@@ -19,10 +34,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())
     os.close(fd)
+    from actbert.errors import naming_file
+
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with naming_file(path):  # a full disk names the file being written, not just "errno 28"
+            yield Path(tmp)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

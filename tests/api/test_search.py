@@ -32,7 +32,8 @@ def test_first_stage_finds_the_known_clip(built):
         for half in (0, 1):
             hits = pipe.search(caption_of(i, half), top_k=3, rerank=0)
             assert (hits[0].video, hits[0].start, hits[0].end) == (f"v{i}", 8.0 * half, 8.0 * (half + 1))
-            assert hits[0].score is None and hits[0].path == f"/videos/v{i}.mp4"
+            assert not hits[0].reranked and hits[0].score == hits[0].first_stage_score
+            assert hits[0].path == f"/videos/v{i}.mp4"
             assert hits[0].first_stage_score >= hits[1].first_stage_score
 
 
@@ -59,7 +60,7 @@ def test_rerank_is_the_full_models_own_ranking(built):
                                                                      for h in hits], atol=2e-3)
     # a shallower re-rank keeps the first stage's candidates, re-ordered by the full model
     two = pipe.search(query, top_k=4, rerank=3)
-    assert [h.score is not None for h in two] == [True, True, True, False]
+    assert [h.reranked for h in two] == [True, True, True, False] and two[3].score == two[3].first_stage_score
     assert [h.score for h in two[:3]] == sorted((h.score for h in two[:3]), reverse=True)
 
 

@@ -67,14 +67,14 @@ def test_vocab_cli_on_text_and_youcook2(capsys, tmp_path, shared_data):
     texts = tmp_path / "captions.txt"
     texts.write_text("cut the onion\nnow we are going to fry it\nfry the garlic\n\nsay hello\n")
     out = tmp_path / "vocab.json"
-    assert main(["vocab", "--captions", str(texts), "--format", "text", "--top-k", "5", "--out", str(out)]) == 0
+    assert main(["vocab", "--captions", str(texts), "--format", "text", "--num-verbs", "5", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["verbs"] == ["fry", "cut"] and data["counts"] == {"fry": 2, "cut": 1}
     printed = capsys.readouterr().out
     assert "fry" in printed and "wrote 2 verbs" in printed
-    assert main(["vocab", "--captions", str(texts), "--top-k", "5", "--out", str(out),
+    assert main(["vocab", "--captions", str(texts), "--num-verbs", "5", "--out", str(out),
                  "--stop-verbs", "--add-stop-verbs", "fry"]) == 0
     assert json.loads(out.read_text())["verbs"] == ["cut", "go", "say"]
     sample = shared_data / "youcook2/validation_youcook.sample.csv"
-    assert main(["vocab", "--captions", str(sample), "--format", "youcook2-csv", "--top-k", "3", "--out", str(out)]) == 0
+    assert main(["vocab", "--captions", str(sample), "--format", "youcook2-csv", "--num-verbs", "3", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["verbs"][0] == "add"

@@ -3,6 +3,7 @@ tiny annotation files written here: retrieval (both modes), localization, qa, re
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def env(tmp_path_factory):
 
 
 def common(env, out):
-    return ["--checkpoint", str(env / "ckpt"), "--store", str(env / "store"), "--out", str(env / out),
+    return ["--model", str(env / "ckpt"), "--store", str(env / "store"), "--out", str(env / out),
             "--batch-size", "7", "--no-progress"]
 
 
@@ -56,7 +57,7 @@ def read(env, out):
 @pytest.mark.parametrize("mode", ["exhaustive", "two-stage"])
 def test_evaluate_retrieval(env, mode):
     assert main(["evaluate", "retrieval", *common(env, mode), "--dataset", "youcook2",
-                 "--annotations", str(env / "yc_val.csv"), "--mode", mode, "--k", "3"]) == 0
+                 "--annotations", str(env / "yc_val.csv"), "--mode", mode, "--rerank", "3"]) == 0
     rec = read(env, mode)
     assert rec["task"] == "retrieval" and rec["split"] == "val" and mode in rec["protocol"]
     m = rec["metrics"]
@@ -79,23 +80,30 @@ def test_evaluate_qa_and_localization(env):
     assert 0 <= m["avg_recall"] <= 100 and "random_baseline" in m and "seed 0" in rec["protocol"]
 
 def test_finetune_retrieval_then_held_out_eval(env):
-    out = env / "ft"
-    assert main(["finetune", "retrieval", *common(env, "ft_eval"), "--dataset", "youcook2",
+    run = env / "pretrain_run"  # a pre-training run folder: what `actbert pretrain --out` writes
+    shutil.copytree(env / "ckpt", run / "model", dirs_exist_ok=True)
+    args = common(env, "ft_eval")
+    args[1] = str(run)
+    assert main(["finetune", "retrieval", *args, "--dataset", "youcook2",
                  "--annotations", str(env / "yc_val.csv"), "--train-annotations", str(env / "yc.json"),
-                 "--output", str(out), "--max-steps", "3", "--train-batch-size", "4", "--lr", "1e-3",
-                 "--hard-negatives", "2"]) == 0
+                 "--max-steps", "3", "--train-batch-size", "4", "--lr", "1e-3", "--hard-negatives", "2"]) == 0
+    out = env / "ft_eval" / "model"  # the fine-tuned model goes into --out, beside results.json
     assert (out / "model.safetensors").is_file() and (out / "vocab.txt").is_file()
     assert len(json.loads((out / "finetune_history.json").read_text())) == 3
     rec = read(env, "ft_eval")
     assert rec["checkpoint"] == str(out) and rec["config"]["train_clips"] == 8 and rec["split"] == "val"
+    # ... and that run folder is itself a --model for the next command
+    assert main(["evaluate", "retrieval", "--model", str(env / "ft_eval"),
+                 *common(env, "ft_eval2")[2:], "--dataset", "youcook2", "--annotations", str(env / "yc_val.csv")]) == 0
+    assert read(env, "ft_eval2")["metrics"]["t2v"] == rec["metrics"]["t2v"]
     # training on the test videos is refused
     with pytest.raises(ValueError, match="also in the training"):
         main(["finetune", "retrieval", *common(env, "bad"), "--dataset", "youcook2", "--annotations",
-              str(env / "yc_val.csv"), "--train-annotations", str(env / "yc_val.csv"), "--output", str(env / "x")])
+              str(env / "yc_val.csv"), "--train-annotations", str(env / "yc_val.csv")])
 
 
 def test_zero_shot_finetune_and_unknown_task(env, capsys):
-    assert main(["finetune", "qa", "--checkpoint", "x"]) == 2
+    assert main(["finetune", "qa", "--model", "x"]) == 2
     assert main(["finetune", "localization"]) == 2
     assert "zero-shot" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
 def test_index_then_search_prints_a_ranked_table(setup, capsys):
     root = setup
     assert main(["index", str(root / "store"), "--out", str(root / "idx"), "--model", str(root / "run"),
-                 "--clip-seconds", "4", "--stride", "4", "--batch-size", "5", "--chunk-rows", "7", "--quiet"]) == 0
+                 "--clip-seconds", "4", "--stride", "4", "--batch-size", "5", "--chunk-rows", "7", "--no-progress"]) == 0
     assert "indexed 12 clips of 3 videos (4 s every 4 s)" in capsys.readouterr().out
     assert main(["search", "cut the onion", "--index", str(root / "idx"), "--top-k", "5", "--rerank", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -46,13 +46,13 @@ def test_index_then_search_prints_a_ranked_table(setup, capsys):
     assert main(["search", "cut the onion", "--index", str(root / "idx"), "--top-k", "2", "--no-rerank",
                  "--json"]) == 0
     hits = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-    assert len(hits) == 2 and hits[0]["score"] is None and hits[0]["path"].startswith("/videos/")
+    assert len(hits) == 2 and hits[0]["reranked"] is False and hits[0]["score"] == hits[0]["first_stage_score"] and hits[0]["path"].startswith("/videos/")
 
 
 def test_cli_errors_are_messages(setup, capsys, tmp_path):
     root = setup
     if not (root / "idx" / "index.json").exists():
-        main(["index", str(root / "store"), "--out", str(root / "idx"), "--model", str(root / "run"), "--quiet"])
+        main(["index", str(root / "store"), "--out", str(root / "idx"), "--model", str(root / "run"), "--no-progress"])
     capsys.readouterr()
     assert main(["search", "  ", "--index", str(root / "idx")]) == 2
     assert "empty query" in capsys.readouterr().err

@@ -75,3 +75,12 @@ def test_train_save_reload(tmp_path):
     again = WordPieceTokenizer.from_pretrained(tmp_path / "tok")
     assert again.vocab_size == tok.vocab_size
     assert torch.equal(again.encode_batch(["fry the onions", "zzz"], 16)[0], ids)
+
+
+def test_unknown_words_of_a_vocabulary_from_another_domain(tmp_path):
+    from actbert.demo.steps import write_word_vocab
+
+    write_word_vocab(["now cut the tomato", "stir the soup"], tmp_path)  # whole words + single characters
+    tok = WordPieceTokenizer.from_pretrained(tmp_path)
+    assert tok.unknown_words("Cut the tomato!") == ([], 3)  # punctuation is not a word
+    assert tok.unknown_words("a rabbit on a bike") == (["rabbit", "on", "bike"], 5)  # spelled out letter by letter

@@ -41,7 +41,7 @@ def test_report_results_and_plots_exist(demo):
         p = out / data["plots"][name]
         assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     text = result.report.read_text()
-    for words in ("Targets (issue 7)", "no_pretrain", "chance", "Stage timings", "Quick preset"):
+    for words in ("Learning targets", "no_pretrain", "chance", "Stage timings", "Quick preset"):
         assert words in text
 
 
@@ -135,7 +135,7 @@ def test_cli_flags_have_help():
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
-    assert set(flags) == {"quick", "out", "seed", "seeds", "no_progress", "force", "processes"}
+    assert set(flags) == {"quick", "out", "seed", "seeds", "no_progress", "spoken", "force", "processes"}
     assert all(a.help for a in flags.values())
     args = parser.parse_args([])
     assert args.out == "demo_out" and args.seed is None and args.seeds is None and not args.quick
@@ -144,3 +144,20 @@ def test_cli_flags_have_help():
         cli.run(parser.parse_args(["--seed", "1", "--seeds", "0-4"]))
     with pytest.raises(SystemExit, match="increasing range"):
         cli.run(parser.parse_args(["--seeds", "4-0"]))
+    with pytest.raises(SystemExit, match="not --seeds"):
+        cli.run(parser.parse_args(["--spoken", "--seeds", "0-1"]))
+
+
+def test_every_task_can_be_tried_on_what_the_demo_keeps(demo):
+    """README's "Try every task": the pre-trained run folder, its fine-tuned heads and the store are kept."""
+    import actbert
+    from actbert.world import load_world
+
+    out = demo[0]
+    run = out / "runs" / "actbert"
+    pipe = actbert.Pipeline(str(run), captioner=str(run / "captioning"), segmenter=str(run / "segmentation"))
+    pipe.index(out / "store", out=out / "index", progress=False)
+    hit = pipe.search("cut the tomato", top_k=1)[0]
+    assert isinstance(pipe.caption(hit.video, 0, 4), str)
+    steps = set(load_world(out / "world").step_names.values()) | {"background"}
+    assert set(pipe.segment(hit.video)) <= steps

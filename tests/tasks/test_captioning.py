@@ -111,7 +111,7 @@ def test_save_load_round_trip_gives_identical_predictions(trained, tmp_path):
     assert back.generate_ids(items) == cap.generate_ids(items)
     assert back.head == cap.head
     (tmp_path / "bad").mkdir()
-    with pytest.raises(FileNotFoundError, match="not a captioning checkpoint"):
+    with pytest.raises(FileNotFoundError, match="holds no captioning model"):
         C.Captioner.load(tmp_path / "bad")
 
 
@@ -146,8 +146,8 @@ def test_cli_finetune_then_evaluate_on_youcook2_json(tmp_path, capsys):
               "--no-progress", "--beam-size", "2"]
     p = argparse.ArgumentParser()
     C.add_finetune_arguments(p)
-    args = p.parse_args(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "run"), "--output",
-                         str(tmp_path / "cap"), "--max-steps", "3", "--decoder-layers", "1", *common])
+    args = p.parse_args(["--model", str(tmp_path / "ckpt"), "--out", str(tmp_path / "run"),
+                         "--max-steps", "3", "--decoder-layers", "1", *common])
     assert C.run_finetune(args) == 0
     rec = json.loads((tmp_path / "run" / "results.json").read_text())
     assert rec["task"] == "captioning" and rec["split"] == "validation"
@@ -155,7 +155,7 @@ def test_cli_finetune_then_evaluate_on_youcook2_json(tmp_path, capsys):
     assert "predictions" not in rec["metrics"] and (tmp_path / "run" / "predictions.jsonl").is_file()
     p = argparse.ArgumentParser()
     C.add_evaluate_arguments(p)
-    args = p.parse_args(["--checkpoint", str(tmp_path / "cap"), "--out", str(tmp_path / "run2"), "--protocol",
+    args = p.parse_args(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "run2"), "--protocol",
                          "corpus", *common])
     assert C.run_evaluate(args) == 0
     rec2 = json.loads((tmp_path / "run2" / "results.json").read_text())

@@ -174,8 +174,8 @@ def test_cli_finetune_then_evaluate_on_coin_json(tmp_path):
               "--plots", "1"]
     p = argparse.ArgumentParser()
     G.add_finetune_arguments(p)
-    args = p.parse_args(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "run"), "--output",
-                         str(tmp_path / "seg"), "--max-steps", "2", "--window", "8", "--stride", "4", *common])
+    args = p.parse_args(["--model", str(tmp_path / "ckpt"), "--out", str(tmp_path / "run"),
+                         "--max-steps", "2", "--window", "8", "--stride", "4", *common])
     assert G.run_finetune(args) == 0
     rec = json.loads((tmp_path / "run" / "results.json").read_text())
     assert rec["task"] == "segmentation" and rec["split"] == "testing"
@@ -187,6 +187,6 @@ def test_cli_finetune_then_evaluate_on_coin_json(tmp_path):
     assert sorted(preds) == ["c3", "c4"]
     p = argparse.ArgumentParser()
     G.add_evaluate_arguments(p)
-    args = p.parse_args(["--checkpoint", str(tmp_path / "seg"), "--out", str(tmp_path / "run2"), *common])
+    args = p.parse_args(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "run2"), *common])  # run folder
     assert G.run_evaluate(args) == 0
     assert json.loads((tmp_path / "run2" / "predictions.json").read_text()) == preds

@@ -38,7 +38,7 @@ def _args(root, out, *extra):
     return ["pretrain", "--store", str(root / "store"), "--captions", str(root / "captions.json"),
             "--vocab", str(root / "vocab.json"), "--preset", "tiny", "--out", str(out), "--batch-size", "4",
             "--eval-every", "0", "--eval-batches", "1", "--eval-retrieval", "4", "--val-fraction", "0.3",
-            "--tokenizer-vocab-size", "120", "--device", "cpu", "--threads", "1", "--quiet", *extra]
+            "--tokenizer-vocab-size", "120", "--device", "cpu", "--threads", "1", "--no-progress", *extra]
 
 
 def test_cli_trains_and_resumes(corpus_files, tmp_path):

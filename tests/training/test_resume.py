@@ -127,3 +127,40 @@ def test_fp16_refused_on_cpu(tmp_path):
     with pytest.raises(PretrainError, match="fp16 needs a CUDA GPU"):
         pretrain(train_config(precision="fp16"), tiny_config(), ToyClips(8), None, ToyTokenizer(), tmp_path,
                  collate_fn=ToyCollate())
+
+
+def test_resumed_optimizer_state_is_not_mapped_from_the_checkpoint_file(full_run, tmp_path):
+    """The optimizer keeps the state tensors it loads; were they safetensors' file-backed tensors, pruning that
+    checkpoint (keep=1) would free no disk until the process exits (the deleted file stays mapped)."""
+    import shutil
+
+    from actbert.training.optim import make_optimizer
+
+    full, _ = full_run
+    src = shutil.copytree(full / "checkpoints" / "step-00000006", tmp_path / "step-00000006")
+    model = ActBERTForPretraining(tiny_config())
+    tc = train_config()
+    optimizer = make_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay, betas=tc.betas, eps=tc.adam_eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    ckpt.load_checkpoint(src, model, optimizer, scheduler, None)
+    assert optimizer.state  # the moments were restored
+    shutil.rmtree(src)  # what pruning does
+    with open("/proc/self/maps") as f:
+        still_mapped = [ln for ln in f if str(src) in ln]
+    assert not still_mapped, still_mapped
+
+
+def test_leftover_temporary_checkpoint_folders_are_removed(full_run, tmp_path):
+    full, _ = full_run
+    import shutil
+
+    root = shutil.copytree(full / "checkpoints", tmp_path / "checkpoints")
+    for name in (".tmp-step-00000009-abc123", ".old-step-00000003-xyz"):  # a save killed mid-write
+        (root / name).mkdir()
+        (root / name / "model.safetensors").write_bytes(b"\0" * 1024)
+    (root / "notes").mkdir()  # not ours: left alone
+    for name in ("config.json", "train_config.json", "metrics.jsonl"):
+        shutil.copy(full / name, tmp_path / name)
+    assert _run(tmp_path, resume=True).step == 6
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    assert (root / "notes").is_dir()

@@ -170,7 +170,7 @@ def test_cli_train_action_net(tmp_path, capsys):
     rc = main(["train-action-net", "--videos", str(tmp_path / "videos"), "--captions", str(tmp_path / "caps.json"),
                "--vocab", str(tmp_path / "vocab.json"), "--arch", "tiny3d", "--out", str(tmp_path / "net"),
                "--epochs", "1", "--clip-frames", "4", "--fps", "4", "--resize", "36", "--crop", "32",
-               "--held-out", "0.34", "--quiet"])
+               "--val-fraction", "0.34", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "held-out accuracy" in out and "lines skipped: no kept verb" in out

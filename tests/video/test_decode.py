@@ -11,13 +11,17 @@ from actbert.video.decode import (Clip, DecodeSpec, KeyFrame, VideoDecodeError, 
                                   stream_video)
 
 
-def write_video(path: Path, frames, fps: int = 25, codec: str = "libx264") -> Path:
-    """Encode uint8 ``[H, W, 3]`` frames with PyAV (used by all video tests)."""
+def write_video(path: Path, frames, fps: int = 25, codec: str = "libx264", rotation: int | None = None,
+                faststart: bool = False) -> Path:
+    """Encode uint8 ``[H, W, 3]`` frames with PyAV (used by all video tests). ``rotation``: a display-matrix
+    rotation (counter-clockwise degrees, as phones write); ``faststart``: the mp4 index (moov) first."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "ultrafast"}
@@ -150,3 +154,35 @@ def test_streaming_memory_is_bounded(tmp_path):
     tracemalloc.stop()
     assert n == 60
     assert peak < 12 * clip_bytes < whole_video / 4, peak
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_flag_is_honoured(tmp_path, rotation):
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:16, :16] = 255  # a white block in the stored frame's top-left corner
+    path = write_video(tmp_path / "rot.mp4", [img] * 10, fps=10, rotation=rotation)
+    info = probe(path)
+    upright = np.rot90(img, rotation // 90)
+    assert (info.height, info.width) == upright.shape[:2]
+    items = list(stream_video(path, DecodeSpec(fps=10, clip_frames=5, resize=48, crop=48, keyframe_every_s=0.5)))
+    key = next(i for i in items if isinstance(i, KeyFrame)).image
+    assert key.shape == upright.shape
+    assert np.abs(key.astype(int) - upright).mean() < 8  # the block is where a player shows it
+    clip = next(i for i in items if isinstance(i, Clip)).frames[0]
+    small = np.rot90(img[::1, 8:56], rotation // 90)  # short side 48 -> centre crop 48 x 48, then upright
+    assert np.abs(clip.astype(int) - small).mean() < 8
+
+
+def test_truncated_mp4_is_detected_with_both_durations(tmp_path):
+    from tests.cli.test_fault_injection import write_cut_faststart_mp4
+
+    whole = tmp_path / "whole.mp4"
+    write_cut_faststart_mp4(whole, moving_square_frames(100), fps=10, fraction=1.0)
+    items = list(stream_video(whole, DecodeSpec(fps=10, clip_frames=10)))  # intact: no false alarm
+    assert len([c for c in items if isinstance(c, Clip)]) == 10
+    for fraction in (0.5, 0.9):
+        cut = tmp_path / f"cut{fraction}.mp4"
+        write_cut_faststart_mp4(cut, moving_square_frames(100), fps=10, fraction=fraction)
+        with pytest.raises(VideoDecodeError, match=r"truncated: decoded \d+\.\d\d s of the 10\.00 s its header") as e:
+            list(stream_video(cut, DecodeSpec(fps=10, clip_frames=10)))
+        assert e.value.path == str(cut)

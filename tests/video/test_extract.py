@@ -15,7 +15,7 @@ from actbert.video import extract as extract_mod
 from actbert.video.action_net import build_action_net, save_action_net
 from actbert.video.decode import Clip, DecodeSpec, stream_video
 from actbert.video.detector import RegionExtractor, box_location5, build_detector, save_region_extractor
-from actbert.video.extract import extract_features, list_videos, shard_of
+from actbert.video.extract import extract_features, list_videos, shard_of, video_ids
 from tests.video.test_decode import moving_square_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +61,11 @@ def test_extract_store_contents_and_failures(corpus, models, tmp_path):
     summary = extract_features(corpus, tmp_path / "store", net, extractor, SPEC, progress=False,
                                action_batch=3, region_batch=2)
     assert sorted(summary.done) == sorted(LENGTHS)
-    assert sorted((vid, reason.split(":")[0]) for vid, _, reason in summary.failed) == [
-        ("corrupt", "cannot open container"), ("empty", "empty file (0 bytes)")]
+    assert sorted((vid, reason.split(" (")[0]) for vid, _, reason in summary.failed) == [
+        ("corrupt", "cannot open the video"), ("empty", "empty file")]
+    assert not any("Errno" in reason or str(path) in reason for _, path, reason in summary.failed)  # path once
+    for vid in LENGTHS:  # the recorded path is absolute, whatever the working folder was
+        assert FeatureStore(tmp_path / "store")[vid].extra["path"] == str((corpus / f"{vid}.mp4").resolve())
     assert summary.seconds_of_video == pytest.approx(sum(LENGTHS.values()) / 10, abs=0.01)
     assert set(summary.timings) == {"decode", "action", "region", "write"} and summary.throughput > 0
     assert "FAILED empty" in summary.table() and str(corpus / "corrupt.mkv") in summary.table()
@@ -152,7 +155,7 @@ def test_cli_hard_kill_mid_shard_then_resume(corpus, models, tmp_path):
     net, extractor, model_dir = models
     args = ["extract", str(corpus), "--out", str(tmp_path / "killed"), "--action-net", str(model_dir / "action"),
             "--detector", str(model_dir / "detector"), "--fps", "4", "--stride", "1", "--keyframe-every", "1",
-            "--shard-videos", "1", "--quiet"]
+            "--shard-videos", "1", "--no-progress"]
     env = {"PYTHONPATH": str(ROOT / "src") + ":" + str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
@@ -175,3 +178,12 @@ def test_video_list_file(corpus, tmp_path):
     assert list_videos(corpus / "vid_b.mp4") == [corpus / "vid_b.mp4"]
     with pytest.raises(FileNotFoundError):
         list_videos(tmp_path / "nope")
+
+
+def test_same_named_videos_in_different_folders_get_distinct_ids(tmp_path):
+    a, b, c = tmp_path / "x" / "a" / "cook.mp4", tmp_path / "x" / "b" / "cook.mp4", tmp_path / "x" / "soup.mp4"
+    ids = video_ids([a, b, c, c])  # a file listed twice is one video
+    assert ids == {a.resolve(): "a__cook", b.resolve(): "b__cook", c.resolve(): "soup"}
+    same_folder = video_ids([tmp_path / "cook.mp4", tmp_path / "cook.mkv"])
+    assert sorted(same_folder.values()) == ["cook.mkv", "cook.mp4"]
+    assert all(p.is_absolute() for p in ids)

@@ -12,6 +12,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from actbert.errors import ActbertError
+
 __all__ = ["HEADS", "load_head", "MissingHeadError"]
 
 # kind -> (task module, class with .load(dir, device), methods accepted (first found is used), pipeline
@@ -22,7 +24,7 @@ HEADS = {
 }
 
 
-class MissingHeadError(RuntimeError):
+class MissingHeadError(ActbertError, RuntimeError):
     """`caption` / `segment` was called without a fine-tuned head."""
 
 
@@ -32,7 +34,7 @@ def load_head(kind: str, head: Any, model=None, tokenizer=None):
     if head is None:
         raise MissingHeadError(
             f"Pipeline.{method} needs a fine-tuned {task} head, and none was given. Fine-tune one with "
-            f"`actbert finetune {task} --checkpoint CKPT --output DIR ...` (see `actbert finetune {task} --help`), "
+            f"`actbert finetune {task} --model MODEL --out DIR ...` (see `actbert finetune {task} --help`), "
             f"then pass Pipeline(..., {kind}=DIR)")
     if isinstance(head, (str, Path)):
         path = Path(head)

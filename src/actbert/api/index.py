@@ -15,6 +15,7 @@ batch of windows in memory, searching one block of rows, whatever the number of 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -24,9 +25,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from actbert.errors import ActbertError, InputError, naming_file, read_json
 from actbert.api.vector_search import BACKENDS, FaissSearcher, exact_topk, stream_chunks
 
-__all__ = ["INDEX_FORMAT", "IndexMismatchError", "ModelFingerprint", "fingerprint", "ClipIndex", "IndexWriter",
+__all__ = ["INDEX_FORMAT", "IndexMismatchError", "IndexCorruptError", "ModelFingerprint", "fingerprint", "ClipIndex", "IndexWriter",
            "clip_windows"]
 
 INDEX_FORMAT = "actbert.clip_index"
@@ -35,7 +37,7 @@ INDEX_JSON = "index.json"
 CLIP_DTYPE = np.dtype([("video", "<i4"), ("start", "<f4"), ("end", "<f4")])
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(ActbertError, ValueError):
     """The index was built with another model or vocabulary than the one searching it."""
 
 
@@ -99,8 +101,23 @@ def clip_windows(duration: float, clip_seconds: float, stride: float) -> list[tu
 
 def _atomic_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with naming_file(path):
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    """np.save, then check the file holds the whole array: numpy's `tofile` can drop a failed write (full
+    disk, file size limit) without an error (measured: a 3 KB chunk left at 2048 bytes, no exception)."""
+    with naming_file(path):  # a full disk names the file
+        np.save(path, arr)
+        try:
+            complete = np.load(path, mmap_mode="r").shape == arr.shape
+        except ValueError:  # "mmap length is greater than file size"
+            complete = False
+        if not complete:
+            raise OSError(errno.EIO, f"short write: only {path.stat().st_size} bytes reached the disk (disk full or "
+                                     "file size limit?)", str(path))
 
 
 class IndexWriter:
@@ -147,8 +164,8 @@ class IndexWriter:
     def _flush(self, rows: int) -> None:
         emb, meta = np.concatenate(self._emb), np.concatenate(self._meta)
         n = len(self.chunks)
-        np.save(self.out / f"emb-{n:05d}.npy", emb[:rows])
-        np.save(self.out / f"clips-{n:05d}.npy", meta[:rows])
+        _save_npy(self.out / f"emb-{n:05d}.npy", emb[:rows])
+        _save_npy(self.out / f"clips-{n:05d}.npy", meta[:rows])
         self.chunks.append({"emb": f"emb-{n:05d}.npy", "clips": f"clips-{n:05d}.npy", "rows": int(rows)})
         self.n_clips += rows
         self._emb, self._meta = ([emb[rows:]], [meta[rows:]]) if rows < len(emb) else ([], [])
@@ -167,6 +184,73 @@ class IndexWriter:
         return ClipIndex(self.out)
 
 
+class IndexCorruptError(InputError):
+    """An index folder whose files disagree with its index.json (or with each other): rebuild it."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(path, f"{problem}; the index is damaged: rebuild it (actbert index ... --overwrite)")
+
+
+def _is_count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _check_layout(root: Path, info: dict) -> tuple[list[dict], list[str]]:
+    """(chunks, videos) of an index, after checking every file against index.json.
+
+    Cheap checks only (`.npy` headers, the 12-byte-per-row clip tables): rows per chunk, embedding width,
+    the number of videos, and that every clip points at a listed video. Embedding values are checked for
+    NaN / inf as the search streams them (`vector_search.stream_chunks`), so opening stays fast.
+    """
+    meta_path = root / INDEX_JSON
+    for key, ok in (("chunks", lambda v: isinstance(v, list) and v), ("n_clips", _is_count),
+                    ("n_videos", _is_count), ("embedding_dim", lambda v: _is_count(v) and v > 0),
+                    ("store", lambda v: isinstance(v, str))):
+        if key not in info or not ok(info[key]):
+            raise IndexCorruptError(meta_path, f"missing or invalid {key!r} ({info.get(key)!r})")
+    chunks = info["chunks"]
+    for i, c in enumerate(chunks):
+        if not (isinstance(c, dict) and isinstance(c.get("emb"), str) and isinstance(c.get("clips"), str)
+                and _is_count(c.get("rows"))):
+            raise IndexCorruptError(meta_path, f"chunks[{i}] must be {{emb, clips, rows}}, got {c!r}")
+        for k in ("emb", "clips"):
+            if Path(c[k]).name != c[k]:  # a name, never a path that leads out of the folder
+                raise IndexCorruptError(meta_path, f"chunks[{i}].{k} {c[k]!r} is not a file name")
+    missing = [c[k] for c in chunks for k in ("emb", "clips") if not (root / c[k]).is_file()]
+    if missing:
+        raise IndexCorruptError(root, f"incomplete index: missing {missing[:5]}")
+    if sum(c["rows"] for c in chunks) != info["n_clips"]:
+        raise IndexCorruptError(meta_path, f"n_clips is {info['n_clips']} but the chunks list "
+                                           f"{sum(c['rows'] for c in chunks)} rows")
+    videos = read_json(root / "videos.json")
+    if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
+        raise IndexCorruptError(root / "videos.json", "expected a JSON list of video ids")
+    if len(videos) != info["n_videos"]:
+        raise IndexCorruptError(root / "videos.json", f"lists {len(videos)} videos, index.json says {info['n_videos']}")
+    for c in chunks:
+        emb, clips = _open_npy(root / c["emb"]), _open_npy(root / c["clips"])
+        if emb.shape != (c["rows"], info["embedding_dim"]):
+            raise IndexCorruptError(root / c["emb"], f"holds {emb.shape} embeddings, index.json says "
+                                                     f"({c['rows']}, {info['embedding_dim']})")
+        if clips.dtype != CLIP_DTYPE or clips.shape != (c["rows"],):
+            raise IndexCorruptError(root / c["clips"], f"holds {clips.shape} {clips.dtype} clip rows, index.json "
+                                                       f"says ({c['rows']},) {CLIP_DTYPE}")
+        vid = np.asarray(clips["video"])
+        if len(vid) and (vid.min() < 0 or vid.max() >= len(videos)):
+            raise IndexCorruptError(root / c["clips"], f"a clip points at video {int(vid.max())}, but videos.json "
+                                                       f"lists {len(videos)}")
+    return chunks, videos
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    """A memory map of a .npy chunk (reads the header only); a damaged header is an IndexCorruptError."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # numpy parses the header with ast.literal_eval: SyntaxError, TokenError, ... too
+        msg = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise IndexCorruptError(path, f"unreadable .npy chunk ({type(exc).__name__}: {msg})") from None
+
+
 class ClipIndex:
     """Read side of an index folder: metadata, model check, and first-stage search."""
 
@@ -176,17 +260,11 @@ class ClipIndex:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a clip index (no {INDEX_JSON}; build one with `actbert index` "
                                     "or Pipeline.index, or the build did not finish)")
-        try:
-            self.info = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta_path}: not valid JSON ({exc})") from exc
-        if self.info.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{meta_path} is not an actbert clip index (format={self.info.get('format')!r})")
-        self.chunks = self.info["chunks"]
-        missing = [c[k] for c in self.chunks for k in ("emb", "clips") if not (self.path / c[k]).is_file()]
-        if missing:
-            raise FileNotFoundError(f"index {self.path} is incomplete: missing {missing[:5]}")
-        self.videos: list[str] = json.loads((self.path / "videos.json").read_text(encoding="utf-8"))
+        self.info = read_json(meta_path)
+        if not isinstance(self.info, dict) or self.info.get("format") != INDEX_FORMAT:
+            got = self.info.get("format") if isinstance(self.info, dict) else type(self.info).__name__
+            raise IndexCorruptError(meta_path, f"not an actbert clip index (format={got!r})")
+        self.chunks, self.videos = _check_layout(self.path, self.info)
         self._offsets = np.cumsum([0] + [c["rows"] for c in self.chunks])
         self._faiss: FaissSearcher | None = None
         self._store = None

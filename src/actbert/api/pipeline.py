@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,43 +25,31 @@ import numpy as np
 import torch
 
 from actbert.api.index import ClipIndex, IndexWriter, clip_windows, fingerprint
+from actbert.training.checkpointing import resolve_checkpoint
 
-__all__ = ["Pipeline", "Hit", "resolve_checkpoint"]
+__all__ = ["Pipeline", "Hit", "UnknownWordsWarning", "resolve_checkpoint"]
 log = logging.getLogger(__name__)
 _VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. `score` is the full model's log P(matched) (None when the clip was not
-    re-ranked); `first_stage_score` the cosine similarity of the contrastive embeddings."""
+    """One search result. `score` is what the hit was ranked by: the full model's log P(matched) when
+    `reranked`, else (below the re-ranking depth, or with `rerank=0`) the first-stage cosine; the two are
+    on different scales, so compare scores only between hits of the same kind. `first_stage_score` is
+    always the cosine of the contrastive embeddings. `path` is the absolute path of the source video."""
 
     video: str
     start: float
     end: float
-    score: float | None
+    score: float
     first_stage_score: float
     path: str | None = None  # the source video file recorded at extraction, when known
+    reranked: bool = False
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint folder of `path`: itself (config.json + model.safetensors), a pre-training run's final
-    `model/`, or the newest complete `checkpoints/step-*` folder of a run."""
-    p = Path(path)
-    if not p.is_dir():
-        raise FileNotFoundError(f"model {p} does not exist (expected a checkpoint folder or a pre-training run)")
-    ok = lambda d: (d / "config.json").is_file() and (d / "model.safetensors").is_file()  # noqa: E731
-    if ok(p):
-        return p
-    if ok(p / "model"):
-        return p / "model"
-    from actbert.training.checkpointing import list_checkpoints
-
-    for c in list_checkpoints(p / "checkpoints"):
-        if ok(c):
-            return c
-    raise FileNotFoundError(f"{p} holds no model: expected config.json + model.safetensors in it, in {p / 'model'}, "
-                            f"or in a {p / 'checkpoints'}/step-* folder")
+class UnknownWordsWarning(UserWarning):
+    """Most words of a query are unknown to the model's vocabulary: its results are close to random."""
 
 
 class Pipeline:
@@ -93,6 +83,7 @@ class Pipeline:
         self._fp = None
         self._index: ClipIndex | None = None
         self._extra_store: Path | None = None  # raw videos given to caption/answer/... are extracted here
+        self._cleanup: weakref.finalize | None = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> "Pipeline":
@@ -140,6 +131,8 @@ class Pipeline:
         elif source.exists():
             store_path, store_ref = out / "store", "store"
             info["extraction"] = self._extract(source, store_path, progress)
+            for f in info["extraction"]["failed"]:  # once here; `actbert index` lists them in its summary instead
+                log.warning("video %s (%s) was not indexed: %s", f["video"], f["path"], f["reason"])
         else:
             raise FileNotFoundError(f"{source} does not exist (expected a feature store or videos)")
         store = FeatureStore(store_path)
@@ -183,8 +176,6 @@ class Pipeline:
 
         net, det = self._extractors()
         summary = extract_features(source, store_path, net, det, progress=progress)
-        for vid, path, reason in summary.failed:
-            log.warning("video %s (%s) was not indexed: %s", vid, path, reason)
         return {"extracted": len(summary.done), "already_in_store": len(summary.already_done),
                 "failed": [{"video": v, "path": p, "reason": r} for v, p, r in summary.failed]}
 
@@ -235,6 +226,7 @@ class Pipeline:
         if top_k < 1 or rerank < 0:
             raise ValueError(f"top_k must be >= 1 and rerank >= 0, got {top_k} and {rerank}")
         idx = self._use_index(index)
+        self._warn_unknown_words(query)
         cfg = self.model.config
         ids, mask = S.tokenize(self.tokenizer, [query], cfg.max_text_len)
         text = self.model.actbert.encode_text(ids.to(self.device), mask.to(self.device))
@@ -252,8 +244,23 @@ class Pipeline:
             full[:n] = [float(x) for x in s]
         order = sorted(range(n), key=lambda i: (-full[i], i)) + list(range(n, len(rows)))
         paths = self._paths(idx, {clips[i][0] for i in order[:top_k]})
-        return [Hit(clips[i][0], clips[i][1], clips[i][2], full[i], float(first[i]), paths.get(clips[i][0]))
-                for i in order[:top_k]]
+        return [Hit(clips[i][0], clips[i][1], clips[i][2], float(first[i]) if full[i] is None else full[i],
+                    float(first[i]), paths.get(clips[i][0]), full[i] is not None) for i in order[:top_k]]
+
+    def _warn_unknown_words(self, text: str) -> None:
+        """Warn when most words of `text` are unknown to the vocabulary (the demo's models know only the
+        generated kitchen world: docs/world.md); such a query ranks clips close to random."""
+        unknown_words = getattr(self.tokenizer, "unknown_words", None)
+        if unknown_words is None:
+            return
+        unknown, total = unknown_words(text)
+        if total and len(unknown) * 2 > total:
+            import warnings
+
+            warnings.warn(f"{len(unknown)} of the {total} words of {text!r} are unknown to the model's vocabulary "
+                          f"({', '.join(unknown[:8])}): results will be close to random. The model only knows the "
+                          "words of the narration it was trained on (the demo's: a generated kitchen world, "
+                          "docs/world.md)", UnknownWordsWarning, stacklevel=4)
 
     def _use_index(self, index) -> ClipIndex:
         if isinstance(index, ClipIndex):
@@ -295,18 +302,35 @@ class Pipeline:
         if self._extra_store is not None and (self._extra_store / "shards").is_dir():
             stores.append(FeatureStore(self._extra_store))
         for st in stores:
-            if vid in st:
-                return st[vid]
+            found = _stored_id(st, p) if as_path else (vid if vid in st else None)
+            if found is not None:
+                return st[found]
         if not as_path:
             where = f"the feature store {self._index.store_path} of index {self._index.path}" if self._index else \
                 "any index (none is open)"
             raise KeyError(f"video {vid!r} is not in {where}: pass the path to the video file to extract it")
         if self._extra_store is None:
             self._extra_store = Path(tempfile.mkdtemp(prefix="actbert-pipeline-"))
+            # removed by close(), or when this pipeline is garbage-collected / the interpreter exits
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._extra_store), True)
         summary = self._extract(p, self._extra_store, progress=False)
         if summary["failed"]:
             raise ValueError(f"could not extract features of {p}: {summary['failed'][0]['reason']}")
-        return FeatureStore(self._extra_store)[vid]
+        store = FeatureStore(self._extra_store)
+        return store[_stored_id(store, p)]
+
+    def close(self) -> None:
+        """Delete the temporary feature store of videos extracted on the fly (`answer`, `caption`, ... on a
+        file outside the index). Also done automatically when the pipeline is garbage-collected."""
+        if self._cleanup is not None:
+            self._cleanup()
+        self._extra_store, self._cleanup = None, None
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @torch.no_grad()
     def answer(self, video: Any, options: Sequence[str]) -> tuple[int, list[float]]:
@@ -343,14 +367,43 @@ class Pipeline:
         from actbert.api.heads import load_head
 
         self.captioner, fn = load_head("captioner", self.captioner, self.model, self.tokenizer)
-        return str(fn(self.video_features(video), start, end))
+        feats = self.video_features(video)
+        duration = float(feats.duration)
+        lo, hi = 0.0 if start is None else float(start), duration if end is None else float(end)
+        # one second of slack: container durations and the last decoded clip differ by a frame or so
+        if not (0.0 <= lo < hi) or lo >= duration or hi > duration + 1.0:
+            raise ValueError(f"caption range {lo:g}-{hi:g} s is outside video {feats.video_id!r}, which lasts "
+                             f"{duration:.1f} s: give 0 <= start < end <= {duration:.1f}")
+        return str(fn(feats, start, end))
 
-    def segment(self, video: Any) -> list[int]:
-        """One label per second of `video` (0 = background, else a step id) by the fine-tuned segmentation head."""
+    def segment(self, video: Any) -> list[str]:
+        """One step name per second of `video` by the fine-tuned segmentation head: "background" where no
+        step happens, else the step's name from the head's checkpoint ("step K" when it has none).
+        `segment_ids` gives the class ids."""
+        ids = self.segment_ids(video)  # loads a head given as a folder, with its step names
+        names = getattr(self.segmenter, "step_names", None) or {}
+        return ["background" if k == 0 else names.get(k, f"step {k}") for k in ids]
+
+    def segment_ids(self, video: Any) -> list[int]:
+        """One class id per second of `video` (0 = background, else a step id) by the segmentation head."""
         from actbert.api.heads import load_head
 
         self.segmenter, fn = load_head("segmenter", self.segmenter, self.model, self.tokenizer)
         return [int(x) for x in fn(self.video_features(video))]
+
+
+def _stored_id(store, path: Path) -> str | None:
+    """The id under which the video file `path` is in `store`: its file name without extension, or a
+    folder-qualified id ("a__cook", `actbert.video.extract.video_ids`) whose recorded path is this file."""
+    target, stem = str(path.resolve()), path.stem
+    fallback = stem if stem in store else None
+    for vid in [v for v in store.video_ids() if v == stem or v.endswith("__" + stem) or v.endswith("__" + path.name)]:
+        recorded = store.read(vid, ("frame_times",))["_entry"].get("extra", {}).get("path")
+        if recorded == target:
+            return vid
+        if recorded is not None and vid == fallback and Path(recorded).is_absolute():
+            fallback = None  # another file of the same name
+    return fallback
 
 
 @dataclass(frozen=True)

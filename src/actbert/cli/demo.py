@@ -10,14 +10,21 @@ DESCRIPTION = ("Generate a world of narrated cooking videos, mine verbs, train t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
+
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
-    parser.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (world, models, report)")
+    add_out(parser, "output folder (world, models, report)", required=False, default="demo_out")
     parser.add_argument("--seed", type=int, default=None, help="seed of the world and every training stage (default 0)")
     parser.add_argument("--seeds", default=None, metavar="SPEC",
                         help="several worlds, e.g. 0-4 (also 0,2,7): one demo per seed in DIR/seed-N, then one "
                              "summary table in DIR/summary.md (targets met per task, mean difference and spread)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars and stage messages")
+    add_no_progress(parser, "hide progress bars and stage messages")
+    parser.add_argument("--spoken", action="store_true",
+                        help="instead of the demo: speak the world's narration into the videos (eSpeak NG), "
+                             "transcribe it offline (pocketsphinx, general and domain model), score WER / content-word "
+                             "recall, and pre-train on written vs recognised narration (DIR/spoken/results.json; "
+                             "docs/transcribe.md). Shares the demo's first stages and cache")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
     parser.add_argument("--processes", type=int, default=None,
                         help="independent stages (pre-training variants, fine-tunings) run this many at a time, "
@@ -35,9 +42,19 @@ def run(args: argparse.Namespace) -> int:
     if args.processes is not None and args.processes < 1:
         raise SystemExit(f"--processes must be >= 1, got {args.processes}")
     config = get_demo_config(args.quick, **overrides)
+    if args.seeds is not None and args.seed is not None:
+        raise SystemExit("give --seed (one world) or --seeds (several), not both")
+    if args.spoken:
+        if args.seeds is not None:
+            raise SystemExit("--spoken runs one world: give --seed, not --seeds")
+        from actbert.demo.spoken import run_spoken_demo
+
+        results, records, seconds = run_spoken_demo(args.out, config, seed=args.seed or 0,
+                                                    progress=not args.no_progress, force=args.force)
+        print("\n".join(results["table"]))
+        print(f"results: {args.out}/spoken/results.json; total {seconds:.1f} s")
+        return 0
     if args.seeds is not None:
-        if args.seed is not None:
-            raise SystemExit("give --seed (one world) or --seeds (several), not both")
         try:
             seeds = parse_seeds(args.seeds)
         except ValueError as exc:

@@ -19,9 +19,11 @@ def _env_int(*names: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_no_progress, add_out, add_regions_per_frame
+
     parser.add_argument("videos", help="directory of videos (searched recursively), a text file with one path "
                                        "per line, or a single video file")
-    parser.add_argument("--out", required=True, help="feature store directory (created; resumed if it exists)")
+    add_out(parser, "feature store folder (created; resumed if it exists)")
     parser.add_argument("--action-net", required=True, help="action network directory (actbert train-action-net)")
     parser.add_argument("--detector", required=True, help="region extractor directory (actbert train-detector)")
     parser.add_argument("--num-shards", type=int, default=None,
@@ -39,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframe-max-side", type=int, default=None,
                         help="downscale key frames so the long side is at most this (boxes are stored in the "
                              "video's pixels either way)")
-    parser.add_argument("--top-k", type=int, default=None, help="regions kept per key frame (default: the "
-                                                               "detector's setting)")
+    add_regions_per_frame(parser, None, "regions kept per key frame (default: the detector's setting)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per action-network call")
     parser.add_argument("--region-batch-size", type=int, default=8, help="key frames per detector call")
     parser.add_argument("--shard-videos", type=int, default=64, help="videos per store shard file")
@@ -48,14 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="run the action net under bfloat16 autocast: ~2x faster on CPUs with AVX-512 BF16 "
                              "(features within ~0.3 %% of float32), slower elsewhere")
-    parser.add_argument("--device", default=None, help="device of the action network (default: cuda if available)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from actbert.cli.options import resolve_device
     from actbert.video.action_net import load_action_net
     from actbert.video.decode import DecodeSpec
     from actbert.video.detector import load_region_extractor
@@ -64,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     net = load_action_net(args.action_net, device=device)
-    extractor = load_region_extractor(args.detector, top_k=args.top_k)
+    extractor = load_region_extractor(args.detector, top_k=args.regions_per_frame)
     c = net.config
     fps = args.fps or c.fps
     clip_frames = max(1, round(args.clip_seconds * fps)) if args.clip_seconds else c.clip_frames
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     num_shards = args.num_shards or _env_int("SLURM_ARRAY_TASK_COUNT", "WORLD_SIZE") or 1
     shard_index = args.shard_index if args.shard_index is not None else (_env_int("SLURM_ARRAY_TASK_ID", "RANK") or 0)
     summary = extract_features(args.videos, args.out, net, extractor, spec, num_shards=num_shards,
-                               shard_index=shard_index, resume=not args.no_resume, progress=not args.quiet,
+                               shard_index=shard_index, resume=not args.no_resume, progress=not args.no_progress,
                                action_batch=args.batch_size, region_batch=args.region_batch_size,
                                shard_videos=args.shard_videos, bf16=args.bf16)
     print(summary.table())

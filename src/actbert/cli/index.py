@@ -11,12 +11,13 @@ start and end; index.json records the model and vocabulary, so searching with an
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_model, add_no_progress, add_out
+
     parser.add_argument("source", metavar="VIDEOS_OR_STORE",
                         help="feature store folder, or videos: a folder (searched recursively), a list file, one file")
-    parser.add_argument("--out", required=True, help="index folder to create")
-    parser.add_argument("--model", required=True,
-                        help="checkpoint folder (config.json + model.safetensors + vocab.txt) or a pre-training run")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    add_out(parser, "index folder to create")
+    add_model(parser)
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
     parser.add_argument("--action-net", default=None, help="action network folder (needed for raw videos)")
     parser.add_argument("--detector", default=None, help="region extractor folder (needed for raw videos)")
     parser.add_argument("--clip-seconds", type=float, default=8.0, help="length of an indexed clip (s)")
@@ -27,19 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--float16", action="store_true",
                         help="store embeddings in float16: half the disk, but exact search ~4x slower (float32 default)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild an existing index (its store/ is kept)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(parser)
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
+    import logging
 
     from actbert.api import Pipeline
+    from actbert.cli.options import resolve_device
+
+    # the summary below lists every video that was not indexed: the library's warning would repeat it
+    logging.getLogger("actbert.api.pipeline").setLevel(logging.ERROR)
     from actbert.api.index import IndexMismatchError
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     tokenizer = None
     if args.tokenizer:
         from actbert.data.tokenizer import WordPieceTokenizer
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                         detector=args.detector, batch_size=args.batch_size)
         idx = pipe.index(args.source, out=args.out, clip_seconds=args.clip_seconds, stride=args.stride,
                          chunk_rows=args.chunk_rows, dtype="float16" if args.float16 else "float32",
-                         overwrite=args.overwrite, progress=not args.quiet)
+                         overwrite=args.overwrite, progress=not args.no_progress)
     except (FileNotFoundError, FileExistsError, IndexMismatchError, ValueError, KeyError) as exc:
         print(f"actbert index: error: {exc}", file=sys.stderr)
         return 2

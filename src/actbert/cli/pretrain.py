@@ -23,6 +23,7 @@ PRESETS = ("tiny", "base")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_no_progress, add_out, add_val_fraction
     from actbert.training.config import TrainConfig
 
     d = TrainConfig()
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="folder with the vocab.txt to use without --init-text (default: trained on the captions)")
     io.add_argument("--tokenizer-vocab-size", type=int, default=8000,
                     help="size of the WordPiece vocabulary trained on the captions when no tokenizer is given")
-    io.add_argument("--val-fraction", type=float, default=0.05, help="share of videos held out for evaluation")
-    io.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs, final model)")
+    add_val_fraction(io, 0.05)
+    add_out(io, "run folder (checkpoints, logs, final model in RUN_DIR/model)", metavar="RUN_DIR")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total")
     opt.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -71,12 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept (newest)")
     run.add_argument("--log-every", type=int, default=d.log_every, help="training metrics logged every N steps")
     run.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes per process")
-    run.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:K (auto: the local rank's GPU if any)")
+    add_device(run)
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its latest intact checkpoint")
     run.add_argument("--nproc", type=int, default=1,
                      help="spawn this many local processes (DDP); under torchrun leave it at 1")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    add_no_progress(run, "no progress bar and no summary table")
 
 
 def _train_config(args: argparse.Namespace, init_text: str | None):
@@ -88,7 +89,7 @@ def _train_config(args: argparse.Namespace, init_text: str | None):
         optimizer_in_backward=args.optimizer_in_backward,
         eval_every=args.eval_every, eval_batches=args.eval_batches, eval_retrieval=args.eval_retrieval,
         save_every=args.save_every, keep=args.keep, log_every=args.log_every, seed=args.seed, workers=args.workers,
-        loss_weights=parse_loss_weights(args.loss_weights or ""), init_text=init_text, device=args.device)
+        loss_weights=parse_loss_weights(args.loss_weights or ""), init_text=init_text, device=args.device or "auto")
 
 
 def _clip_grad(args: argparse.Namespace) -> float:
@@ -102,8 +103,12 @@ def _clip_grad(args: argparse.Namespace) -> float:
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
     from actbert.training.distributed import local_env
 
+    from actbert.cli.main import run_reporting_errors
+
     os.environ.update(local_env(rank, world, port))
-    code = _run_one(args, quiet=args.quiet or rank != 0)
+    # each spawned process prints its own expected failure in one line, like the parent would
+    code = run_reporting_errors(f"actbert pretrain (process {rank})", lambda: _run_one(args, quiet=args.no_progress or rank != 0),
+                                getattr(args, "debug", False))
     if code:
         raise SystemExit(code)
 
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: pre-training process {exc.error_index} exited with code {exc.exit_code}", file=sys.stderr)
             return exc.exit_code if exc.exit_code in (2, 3) else 1
         return 0
-    return _run_one(args, quiet=args.quiet or int(os.environ.get("RANK", 0)) != 0)
+    return _run_one(args, quiet=args.no_progress or int(os.environ.get("RANK", 0)) != 0)
 
 
 def _run_one(args: argparse.Namespace, quiet: bool) -> int:

@@ -14,12 +14,13 @@ torchvision's file is already in the torch hub cache; nothing is ever downloaded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_device, add_no_progress, add_out, add_val_fraction
     from actbert.video.action_models import ARCHS
 
     parser.add_argument("--videos", required=True, help="directory of videos, or a text file with one path per line")
     parser.add_argument("--captions", required=True, help='narration json {video_id: {"start", "end", "text"}}')
     parser.add_argument("--vocab", required=True, help="action vocabulary json (actbert vocab)")
-    parser.add_argument("--out", required=True, help="output directory for action_net.safetensors + config.json")
+    add_out(parser, "output folder for action_net.safetensors + config.json")
     parser.add_argument("--arch", default="r3d_18", choices=sorted(ARCHS),
                         help="network: r3d_18 for real data; tiny3d for the CPU demo on small synthetic clips")
     parser.add_argument("--weights", default=None,
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (warm-up then cosine)")
     parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing")
-    parser.add_argument("--held-out", type=float, default=0.1, help="fraction of videos held out for accuracy")
+    add_val_fraction(parser, 0.1)
     parser.add_argument("--clip-frames", type=int, default=None, help="frames per clip (default: the arch's)")
     parser.add_argument("--fps", type=float, default=None, help="clip frame rate (default: the arch's)")
     parser.add_argument("--resize", type=int, default=None, help="short side before cropping (default: the arch's)")
@@ -39,10 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-window", type=float, default=None,
                         help="seconds of a long narration window to decode (default: two clip lengths)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers when clips are decoded per step")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (split, augmentation, init)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_no_progress(parser)
 
 
 def _read_captions(path: Path):
@@ -80,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = ActionTrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                            held_out_fraction=args.held_out, seed=args.seed, clip_frames=args.clip_frames,
+                            held_out_fraction=args.val_fraction, seed=args.seed, clip_frames=args.clip_frames,
                             fps=args.fps, resize=args.resize, crop=args.crop, hflip=not args.no_hflip,
                             max_window_s=args.max_window, num_workers=args.workers, device=args.device,
-                            verbs=list(vocab.verbs), progress=not args.quiet)
+                            verbs=list(vocab.verbs), progress=not args.no_progress)
     net = train_action_net(samples, num_classes=len(vocab), cfg=cfg)
     net.config.training["skipped_lines"] = skipped
     save_action_net(net, args.out)

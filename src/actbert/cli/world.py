@@ -9,14 +9,18 @@ DESCRIPTION = ("Generate a deterministic world of narrated cooking videos with g
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actbert.cli.options import add_no_progress, add_out
     from actbert.world.config import PRESETS
 
-    parser.add_argument("--out", required=True, help="world directory to create (replaced as a whole)")
+    add_out(parser, "world folder to create (replaced as a whole)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="world size: tiny (tests), quick (CI smoke demo), default (the demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
     parser.add_argument("--num-videos", type=int, default=None, help="override the preset's number of videos")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--speak", action="store_true",
+                        help="also speak each video's narration with eSpeak NG into OUT/spoken/videos/*.mp4 (audio "
+                             "track added; ground truth in OUT/spoken/narration_spoken.json); see docs/transcribe.md")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,4 +30,11 @@ def run(args: argparse.Namespace) -> int:
     summary = generate_world(args.out, get_world_config(args.preset, **overrides), seed=args.seed,
                              progress=not args.no_progress)
     print(summary.table())
+    if args.speak:
+        from actbert.world.speech import speak_world
+
+        spoken = speak_world(args.out, progress=not args.no_progress)
+        print(f"spoken narration          {spoken.lines_spoken} lines ({spoken.seconds_of_speech:.0f} s of speech; "
+              f"{spoken.lines_dropped} left out: they would end after their video) -> {spoken.root}"
+              f"{' (reused)' if spoken.reused else ''}")
     return 0

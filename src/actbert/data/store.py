@@ -27,10 +27,11 @@ from safetensors import safe_open
 from safetensors.numpy import save as st_save
 
 from .store_format import (ARRAY_FIELDS, FORMAT, PART_RE, SHARD_RE, STORE_DIMS, ShardCorruptError, StoreError,
-                           VideoFeatures, atomic_write_bytes, atomic_write_json, crc_of, from_disk, load_json,
-                           merge_meta, read_failures, reindex, scan_shards, to_disk, validate)
+                           VideoFeatures, atomic_write_bytes, atomic_write_json, crc_of, from_disk,
+                           merge_meta, read_failures, read_store_meta, reindex, scan_shards, to_disk, validate)
 
-__all__ = ["FeatureStore", "StoreWriter", "VideoFeatures", "StoreError", "ShardCorruptError", "reindex"]
+__all__ = ["FeatureStore", "StoreWriter", "VideoFeatures", "StoreError", "ShardCorruptError", "StaleIndexError",
+           "reindex"]
 log = logging.getLogger(__name__)
 _DIM_FIELD = {"action_feat_dim": "action", "region_feat_dim": "region", "num_region_classes": "region_cls"}
 
@@ -180,6 +181,13 @@ class StoreWriter:
                         len(self._buf))
 
 
+class StaleIndexError(StoreError, KeyError):
+    """A video the part index (a cache) lists is not in its shard: named, and still a KeyError for lookups."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class FeatureStore:
     """Read side: random access by video id and streaming by shard, safe in many processes.
 
@@ -193,7 +201,7 @@ class FeatureStore:
             raise StoreError(f"{self.root} is not a feature store (no shards/ folder)")
         if on_corrupt not in ("raise", "skip"):
             raise ValueError("on_corrupt must be 'raise' or 'skip'")
-        self.meta: dict = load_json(self.root / "store.json", {})
+        self.meta: dict = read_store_meta(self.root)
         shards, self.problems = scan_shards(self.root, on_corrupt)
         self.stale_shards = sorted(n for n, e in shards.items() if e.get("stale_index"))
         self._shards = sorted(shards)
@@ -254,15 +262,33 @@ class FeatureStore:
         except Exception as e:  # safetensors raises its own error type for a damaged file
             raise ShardCorruptError(path, self._shard_videos[i][0] if self._shard_videos[i] else None,
                                     f"cannot open ({e})") from None
+        if set(entries) != set(self._shard_videos[i]):
+            self._trust_header(i, list(entries))
         self._handles[i] = (h, entries)
         while len(self._handles) > self._max_open:
             self._handles.popitem(last=False)
         return h, entries
 
+    def _trust_header(self, i: int, videos: list[str]) -> None:
+        """The part index (a cache) listed other videos for shard `i` than its header: use the header's list."""
+        log.warning("store %s: the index lists %d video(s) for %s but its header holds %d; the index is stale "
+                    "(rebuild it with actbert.data.store.reindex), using the header", self.root,
+                    len(self._shard_videos[i]), self._shards[i], len(videos))
+        for v in self._shard_videos[i]:
+            if self._where.get(v) == i and v not in videos:
+                del self._where[v]
+        for v in videos:
+            self._where.setdefault(v, i)
+        self._shard_videos[i] = videos
+
     def read(self, vid: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Some fields of one video as a dict (disk dtypes; float16 stays float16), plus its metadata entry."""
         i = self._locate(vid)
         h, entries = self._handle(i)
+        if vid not in entries:
+            raise StaleIndexError(f"video {vid!r} is listed by the index of store {self.root} but shard "
+                                  f"{self._shards[i]} does not hold it: the index is stale; rebuild it with "
+                                  "actbert.data.store.reindex")
         out: dict[str, Any] = {"_entry": entries[vid]}
         for f in fields or ARRAY_FIELDS:
             if f not in ARRAY_FIELDS:

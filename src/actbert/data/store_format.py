@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from actbert.errors import ActbertError, InputError, naming_file, read_json
+from actbert.utils import new_file_mode
+
 FORMAT = "actbert-store/1"
 log = logging.getLogger("actbert.data.store")
 PART_RE = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -47,14 +50,18 @@ FLOAT16_FIELDS = tuple(k for k, (_, dt) in ARRAY_FIELDS.items() if dt is np.floa
 STORE_DIMS = ("action_feat_dim", "region_feat_dim", "num_region_classes")
 
 
-class StoreError(RuntimeError):
+class StoreError(ActbertError, RuntimeError):
     """A problem with the store as a whole (mismatched dimensions, a locked part, a bad root)."""
 
 
 class ShardCorruptError(StoreError):
     """A shard file that cannot be read as written: names the file and the video(s) it holds."""
 
-    def __init__(self, path: str | Path, video: str | None, reason: str):
+    def __init__(self, path: str | Path, video: str | None = None, reason: str | None = None):
+        if reason is None:  # re-raised from a DataLoader worker, which passes the message only
+            self.path, self.video, self.reason = "", None, str(path)
+            super().__init__(str(path))
+            return
         self.path, self.video, self.reason = str(path), video, reason
         who = f"video {video!r}" if video else "its videos (unknown: header unreadable)"
         super().__init__(f"corrupt shard {self.path} ({who}): {reason}")
@@ -201,21 +208,31 @@ def read_header(path: str | Path, known_videos: list[str] | None = None) -> tupl
             if n > size - 8 or n > 256 * 2**20:
                 raise ShardCorruptError(path, first, f"header length {n} exceeds the file ({size} bytes): truncated")
             header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ShardCorruptError(path, first, f"unreadable header ({e})") from None
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ShardCorruptError(path, first, f"unreadable header ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(header, dict):
+        raise ShardCorruptError(path, first, f"header is a JSON {type(header).__name__}, not an object")
     meta = header.pop("__metadata__", {}) or {}
+    if not isinstance(meta, dict):
+        raise ShardCorruptError(path, first, "header metadata is not an object")
     if meta.get("format") != FORMAT:
         raise ShardCorruptError(path, first, f"not an actbert store shard (format {meta.get('format')!r})")
     try:
         videos = json.loads(meta["videos"])
-    except (KeyError, ValueError) as e:
-        raise ShardCorruptError(path, first, f"bad per-video metadata ({e})") from None
+        if not isinstance(videos, list) or not all(isinstance(v, dict) and isinstance(v.get("id"), str)
+                                                   for v in videos):
+            raise ValueError("expected a list of {id: ...} records")
+    except (KeyError, TypeError, ValueError, RecursionError) as e:
+        raise ShardCorruptError(path, first, f"bad per-video metadata ({type(e).__name__}: {str(e)[:200]})") from None
     data_len = size - 8 - n
     for v in videos:  # name the first video whose bytes lie beyond the end of the file
         for name in ARRAY_FIELDS:
             t = header.get(f"{v['id']}/{name}")
             if t is None:
                 raise ShardCorruptError(path, v["id"], f"tensor {name!r} missing from the header")
+            offsets = t.get("data_offsets") if isinstance(t, dict) else None
+            if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+                raise ShardCorruptError(path, v["id"], f"tensor {name!r} has no valid data_offsets in the header")
             if t["data_offsets"][1] > data_len:
                 raise ShardCorruptError(path, v["id"], f"file truncated: {size} bytes, tensor {name!r} "
                                         f"ends at {8 + n + t['data_offsets'][1]}")
@@ -226,8 +243,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0o600 would make the file private
     try:
-        with os.fdopen(fd, "wb") as f:
+        with naming_file(path), os.fdopen(fd, "wb") as f:  # a full disk names the file
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -246,17 +264,33 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 # -- index and store-level files (shared by the writer and the reader) -----------------------------
 def load_json(path: Path, default: Any) -> Any:
+    """A store file's JSON (`default` when absent); unreadable JSON raises StoreError naming the file."""
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError:
         return default
-    except ValueError as e:
-        raise StoreError(f"{path} is not valid JSON ({e})") from None
+    except InputError as e:
+        raise StoreError(f"store file {e}") from None
+
+
+def _index_entry_ok(ent: Any) -> bool:
+    """A part index entry we can trust: {size: int, mtime_ns: int, videos: [str, ...]} (else: re-read the header)."""
+    return (isinstance(ent, dict) and all(isinstance(ent.get(k), int) and not isinstance(ent.get(k), bool)
+                                          for k in ("size", "mtime_ns"))
+            and isinstance(ent.get("videos"), list) and all(isinstance(v, str) for v in ent["videos"]))
+
+
+def read_store_meta(root: Path) -> dict:
+    """store.json ({} when absent); a truncated or non-object file raises StoreError naming it."""
+    meta = load_json(root / "store.json", {})
+    if not isinstance(meta, dict):
+        raise StoreError(f"store file {root / 'store.json'}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def merge_meta(root: Path, new: dict | None) -> dict:
     """Merge `new` into store.json; a different value for an existing key raises naming the key."""
-    meta = load_json(root / "store.json", {})
+    meta = read_store_meta(root)
     changed = False
     for k, v in (new or {}).items():
         if k in meta and meta[k] != v:
@@ -278,10 +312,18 @@ def scan_shards(root: Path, on_corrupt: str = "raise") -> tuple[dict[str, dict],
     """
     indexed: dict[str, dict] = {}
     for ip in sorted((root / "index").glob("*.json")):
-        try:
-            indexed.update(load_json(ip, {}).get("shards", {}))
-        except StoreError as e:  # a broken index only costs a rebuild from headers
+        try:  # the index is a cache: anything wrong with it only costs a re-read of the shard headers
+            data = load_json(ip, {})
+            entries = data.get("shards") if isinstance(data, dict) else None
+            if not isinstance(entries, dict):
+                raise StoreError(f"store index {ip} has no \"shards\" table")
+        except StoreError as e:
             log.warning("%s; rebuilding from shard headers", e)
+            continue
+        bad = sorted(name for name, ent in entries.items() if not _index_entry_ok(ent))
+        if bad:
+            log.warning("store index %s: malformed entries for %s; re-reading their shard headers", ip, bad[:5])
+        indexed.update({name: ent for name, ent in entries.items() if name not in bad})
     shards, problems = {}, []
     for p in sorted((root / "shards").glob("*.safetensors")):
         if not SHARD_RE.match(p.name):

@@ -61,7 +61,13 @@ class WordPieceTokenizer:
         vocab_txt = Path(vocab_txt)
         if not vocab_txt.is_file():
             raise FileNotFoundError(f"{vocab_txt}: no such vocab.txt")
-        model = models.WordPiece.from_file(str(vocab_txt), unk_token="[UNK]", max_input_chars_per_word=100)
+        try:
+            model = models.WordPiece.from_file(str(vocab_txt), unk_token="[UNK]", max_input_chars_per_word=100)
+        except Exception as exc:  # tokenizers raises a bare Exception for any unreadable file
+            from actbert.errors import InputError, read_text
+
+            read_text(vocab_txt)  # invalid UTF-8 is reported with its line
+            raise InputError(vocab_txt, f"not a WordPiece vocab.txt ({str(exc)[:200]})") from None
         return cls(_bert_pipeline(model, lowercase), lowercase, str(vocab_txt))
 
     @classmethod
@@ -76,7 +82,12 @@ class WordPieceTokenizer:
         lowercase = True
         cfg = directory / "tokenizer_config.json"
         if cfg.is_file():
-            lowercase = bool(json.loads(cfg.read_text(encoding="utf-8")).get("do_lower_case", True))
+            from actbert.errors import InputError, read_json
+
+            data = read_json(cfg)
+            if not isinstance(data, dict):
+                raise InputError(cfg, "expected a JSON object")
+            lowercase = bool(data.get("do_lower_case", True))
         if (directory / "vocab.txt").is_file():
             return cls.from_vocab(directory / "vocab.txt", lowercase=lowercase)
         if (directory / "tokenizer.json").is_file():
@@ -123,6 +134,29 @@ class WordPieceTokenizer:
     def tokenize(self, text: str) -> list[str]:
         """WordPiece tokens of `text`, without special tokens."""
         return self._tok.encode(text, add_special_tokens=False).tokens
+
+    def unknown_words(self, text: str) -> tuple[list[str], int]:
+        """`(words the vocabulary does not know, number of words)` of `text`: a word is unknown when it
+        encodes to `[UNK]` or into fragments none of which covers half of it ("bikes" -> b ##i ##ke ##s:
+        what a vocabulary made for another domain, such as the demo's kitchen world, does to a new word;
+        "tomatoes" -> tomato ##es is known). Punctuation is not counted."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        words: dict[int, tuple[list[str], list[int]]] = {}
+        for wid, piece, (start, end) in zip(enc.word_ids, enc.tokens, enc.offsets):
+            if wid is not None:
+                pieces, span = words.setdefault(wid, ([], [start, end]))
+                pieces.append(piece)
+                span[1] = end
+        unknown, total = [], 0
+        for pieces, (start, end) in words.values():
+            word = text[start:end]
+            if not any(c.isalnum() for c in word):
+                continue
+            total += 1
+            longest = max(len(p.removeprefix("##")) for p in pieces)
+            if "[UNK]" in pieces or longest * 2 < len(word) or (len(pieces) > 1 and longest == 1):
+                unknown.append(word)
+        return unknown, total
 
     def encode(self, text: str, max_len: int = 512) -> list[int]:
         """Ids of one text, `[CLS] ... [SEP]`, at most `max_len` long (no padding)."""

@@ -171,11 +171,13 @@ class ActionVocab:
 
     @classmethod
     def load(cls, path: str | Path, nlp=None) -> "ActionVocab":
+        from actbert.errors import InputError, read_json
+
+        data = read_json(path)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
             verbs = [str(v) for v in data["verbs"]]
             counts = {str(k): int(c) for k, c in data.get("counts", {}).items()}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: not an action vocabulary json ({e})") from None
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise InputError(path, f"not an action vocabulary json ({type(e).__name__}: {e})") from None
         return cls(verbs, counts, frozenset(data.get("stop_verbs", DEFAULT_STOP_VERBS)),
                    dict(data.get("settings", {})), dict(data.get("stats", {})), nlp)

@@ -65,6 +65,9 @@ class DemoConfig:
     pretrain_batch: int = 32          # a tiny step is overhead-bound: a bigger batch costs little more time
     pretrain_lr: float = 1e-3
     pretrain_warmup: int = 40
+    # held-out evaluations per pre-training run (points on the report's curves); evaluation runs on a
+    # forked RNG, so it never changes the trained weights, only the time
+    pretrain_eval_points: int = 8
     variants: tuple[str, ...] = ("actbert", "kv_add", "no_action", "no_region")
     # --- downstream fine-tuning (pre-trained vs no pre-training only, to fit the budget) ---
     ft_retrieval_steps: int = 150

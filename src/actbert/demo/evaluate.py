@@ -185,6 +185,7 @@ def finetuned(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: boo
     captioner = train_captioner(model, tok, cap_train, store, CaptionTrainConfig(
         max_steps=cfg.ft_caption_steps, batch_size=cfg.ft_batch, lr=1e-3, encoder_lr=1e-4, seed=seed,
         progress=progress))
+    captioner.save(out / "runs" / variant / "captioning")  # kept: Pipeline(..., captioner=this folder)
     r = evaluate_captioning(captioner, cap_test, store, protocol="corpus", method="greedy",
                             meteor=cfg.caption_meteor, progress=False)
     constant = Counter(c.text for c in cap_train).most_common(1)[0][0]
@@ -208,6 +209,8 @@ def finetuned(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: boo
         head=SegmentHeadConfig(num_classes=n_cls, window=32, stride=16), max_steps=cfg.ft_segment_steps,
         batch_size=8, lr=cfg.ft_segment_lr, encoder_lr=cfg.ft_segment_encoder_lr, seed=seed, progress=progress),
         tokenizer=tok)
+    seg.step_names = dict(world.step_names)
+    seg.save(out / "runs" / variant / "segmentation")  # kept: Pipeline(..., segmenter=this folder)
     s = evaluate_segmentation(seg, seg_test, store, progress=False)
     gts = np.concatenate([v.labels for v in seg_test])
     steps = gts[gts > 0]
@@ -234,6 +237,7 @@ def eval_stages(stages: Stages, cfg: DemoConfig) -> dict:
                                          [f"pretrain_{v}"], lambda v=v: zero_shot(out, cfg, v, seed))
     ft = {k: getattr(cfg, k) for k in ("ft_retrieval_steps", "ft_caption_steps", "ft_segment_steps", "ft_segment_lr",
                                        "ft_segment_encoder_lr", "ft_batch", "caption_meteor")}
+    ft["keeps"] = ["captioning", "segmentation"]  # heads saved under runs/<model>/ (older caches lack them)
     models = [v for v in ("actbert", SCRATCH) if v == SCRATCH or v in cfg.variants]
     jobs = [(f"finetune_{v}", ft, [f"pretrain_{v}"], functools.partial(finetuned, out, cfg, v, seed)) for v in models]
     res["finetuned"] = dict(zip(models, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))

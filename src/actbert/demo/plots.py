@@ -74,17 +74,22 @@ def _keyframe(video_path: Path, t: float, every: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def attention_on_frame(model, tok, store, clip, video_path: Path, keyframe_every: float, path: Path) -> dict:
-    """Draw the [ACT] token's attention over the regions (last TNT block, heads averaged) on a key frame.
+def attention_on_frame(model, tok, store, clip, video_path: Path, keyframe_every: float, path: Path,
+                       class_names: list[str] | None = None) -> dict:
+    """Draw the [ACT] token's attention over the regions (last TNT block, heads averaged) on a key frame,
+    each box labelled with its detected class (`class_names`, the detector's) and weight.
 
     `attentions[i].action_to_region` is [B, heads, 1 + A, 1 + N] with the global region first; row 0 is
-    the [ACT] token. The frame drawn is the window's key frame that receives the most attention.
+    the [ACT] token. Its weights sum to 1 over the global token and the regions of every key frame of the
+    window; the frame drawn is the one whose boxes receive the most, so its boxes sum to less than 1 (the
+    figure says how much goes elsewhere).
     """
     from actbert.tasks import scoring as S
 
     c = model.config
     v = store[clip.video_id]
-    item = S.window_inputs(v, clip.start, clip.end, c.max_actions, c.max_regions, c.max_region_frames)
+    item = S.window_inputs(v, clip.start, clip.end, c.max_actions, c.max_regions, c.max_region_frames,
+                           region_classes=True)
     n_r = item["region"].shape[0]
     vb = S.collate_windows([item], max(1, item["action"].shape[0]), max(1, n_r))
     ids, mask = S.tokenize(tok, [clip.text], c.max_text_len)
@@ -104,7 +109,7 @@ def attention_on_frame(model, tok, store, clip, video_path: Path, keyframe_every
     from matplotlib.patches import Rectangle
 
     H, W = image.shape[:2]
-    fig = _figure((5.2, 5.6))
+    fig = _figure((5.2, 6.2))
     ax = fig.add_subplot()
     ax.imshow(image)
     sel = np.flatnonzero(frames == best)
@@ -115,10 +120,23 @@ def attention_on_frame(model, tok, store, clip, video_path: Path, keyframe_every
         share = float(w[k] / max(top, 1e-9))
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=True, facecolor=(1, 0.2, 0, 0.35 * share),
                                edgecolor=(1, 0.1, 0, 0.3 + 0.7 * share), linewidth=0.5 + 3 * share))
-        ax.text(x1, y1 - 1, f"{w[k]:.2f}", color="yellow", fontsize=7, va="bottom")
-        boxes.append({"box": [float(x1), float(y1), float(x2), float(y2)], "weight": float(w[k])})
+        dist = item["region_cls"][k]
+        # the most likely object class: torchvision detectors put "__background__" first, which is not a label
+        skip = 1 if class_names and class_names[0] == "__background__" and len(dist) > 1 else 0
+        cls = skip + int(np.argmax(dist[skip:]))
+        name = class_names[cls] if class_names and cls < len(class_names) else f"class {cls}"
+        ax.text(x1, y1 - 1, f"{name} {w[k]:.2f}", color="yellow", fontsize=7, va="bottom",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "linewidth": 0})
+        boxes.append({"box": [float(x1), float(y1), float(x2), float(y2)], "weight": float(w[k]), "class": name})
     ax.set_axis_off()
-    ax.set_title(f"[ACT] -> region attention, {clip.video_id} t={t:.0f}s\n\"{clip.text}\" "
-                 f"(global region token {w_global:.2f})", fontsize=8)
-    _save(fig, path)
-    return {"video_id": clip.video_id, "time": t, "caption": clip.text, "global_weight": w_global, "boxes": boxes}
+    here = float(w[sel].sum())
+    ax.set_title(f"[ACT] -> region attention, {clip.video_id} t={t:.0f}s\n\"{clip.text}\"", fontsize=8)
+    fig.text(0.5, 0.01, f"Weights: share of the action token's attention (last block, heads averaged).\n"
+             f"They sum to 1 over all the window's key frames: this frame's boxes get {here:.2f}, the\n"
+             f"global region token {w_global:.2f}, the boxes of the other key frames {max(0.0, 1 - here - w_global):.2f}.",
+             ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return {"video_id": clip.video_id, "time": t, "caption": clip.text, "global_weight": w_global,
+            "frame_weight": here, "boxes": boxes}

@@ -4,6 +4,7 @@ each target of issue 7 (met / missed, never hidden).
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -126,8 +127,9 @@ def write_report(out: Path, cfg: DemoConfig, seed: int, res: dict, records, tota
 
     model, tok = load_variant(out, MAIN)
     clip = load_clips("youcook2", world.path("youcook2_val"))[0]
+    detector = json.loads((out / "detector" / "config.json").read_text())
     attention = plots.attention_on_frame(model, tok, FeatureStore(out / "store"), clip, world.video_path(clip.video_id),
-                                         cfg.keyframe_every_s, pdir / "attention.png")
+                                         cfg.keyframe_every_s, pdir / "attention.png", detector.get("class_names"))
     figs["attention"] = pdir / "attention.png"
     timings = [{"stage": r.name, "seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2),
                 "cached": r.cached, "first_run_seconds": round(r.first_seconds, 2)} for r in records]
@@ -151,7 +153,9 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results, paired)
     if cfg.name == "quick":
         L += ["> **Quick preset**: a CI smoke test with tiny budgets. Its numbers show that the pipeline runs end "
               "to end, not that the model learns; run `actbert demo` (full preset) for the evidence.", ""]
-    L += ["## Targets (issue 7)", "", "| target | met | numbers |", "|---|---|---|"]
+    L += ["## Learning targets", "", "Does pre-training teach the model something? Each target compares the "
+          "pre-trained model with chance and with the same model without pre-training.", "",
+          "| target | met | numbers |", "|---|---|---|"]
     L += [f"| {t['target']} | {'yes' if t['met'] else '**NO**'} | {t['detail']} |" for t in targets]
     missed = [t["target"] for t in targets if not t["met"]]
     L += ["", f"**{len(targets) - len(missed)} of {len(targets)} targets met.**" +
@@ -205,7 +209,9 @@ def _markdown(cfg, seed, res, tasks, targets, timings, total_s, results, paired)
     captions = {"pretrain_curves": "Pre-training curves (losses, held-out accuracies)",
                 "retrieval_ranks": "Rank of the true video per text query",
                 "segmentation_timeline": "Segmentation of a test video against the truth",
-                "attention": "[ACT] -> region attention over the detected boxes of a key frame"}
+                "attention": "Where the action token looks: its attention over the detected boxes of one key frame "
+                             "(each box labelled with the detector's class and its weight; the weights of one frame "
+                             "sum to less than 1 because the other key frames and the global region token take the rest)"}
     for k, p in results["plots"].items():
         L += [f"**{captions.get(k, k)}**", "", f"![{k}]({p})", ""]
     L += ["## Stage timings", "", f"Total {total_s:.1f} s wall. `cpu` = process CPU seconds (on a shared machine "

@@ -261,30 +261,34 @@ def write_word_vocab(texts: list[str], directory: Path) -> Path:
     return directory
 
 
-def corpus_run(out: Path, seed: int):
-    """Store + TRAIN narration + vocab + the vocab stage's tokenizer -> corpus, tokenizer, tiny model config."""
+def corpus_run(out: Path, seed: int, narration: Path | None = None, tokenizer: Path | None = None):
+    """Store + TRAIN narration + vocab + the vocab stage's tokenizer -> corpus, tokenizer, tiny model config.
+    `narration` / `tokenizer` replace the written narration and its tokenizer (the spoken-world runs)."""
     from actbert.training.data import build_corpus_run
 
     data = out / "data"
-    return build_corpus_run(out / "store", data / "narration_train.json", data / "vocab.json", "tiny", seed=seed,
-                            val_fraction=0.1, tokenizer_dir=str(data / "tokenizer"))
+    return build_corpus_run(out / "store", narration or data / "narration_train.json", data / "vocab.json", "tiny",
+                            seed=seed, val_fraction=0.1, tokenizer_dir=str(tokenizer or data / "tokenizer"))
 
 
-def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
+def pretrain_variant(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool, run_name: str | None = None,
+                     narration: Path | None = None, tokenizer: Path | None = None) -> dict:
     """Pre-train one variant (the ablations differ only by their ActBERTConfig overrides); builds its own
-    corpus, so it can run in a process of its own."""
+    corpus, so it can run in a process of its own. `run_name` / `narration` / `tokenizer`: another run
+    folder and training text (see `corpus_run`)."""
     from actbert.training.config import TrainConfig
     from actbert.training.pretrain import pretrain
     from actbert.training.data import default_collator
 
-    run = corpus_run(out, seed)
+    run = corpus_run(out, seed, narration, tokenizer)
     weights = {**run.model_config.loss_weights, "contrastive": cfg.pretrain_contrastive, "match": cfg.pretrain_match}
     model_config = run.model_config.replace(**VARIANTS[variant], loss_weights=weights)
     tc = TrainConfig(steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr,
-                     warmup=cfg.pretrain_warmup, eval_every=max(1, cfg.pretrain_steps // 2), save_every=0, keep=1,
+                     warmup=cfg.pretrain_warmup,
+                     eval_every=max(1, cfg.pretrain_steps // cfg.pretrain_eval_points), save_every=0, keep=1,
                      log_every=max(1, cfg.pretrain_steps // 40), seed=seed, eval_batches=4, eval_retrieval=32,
                      device="cpu")
-    res = pretrain(tc, model_config, run.train, run.eval, run.tokenizer, fresh_dir(out / "runs" / variant),
+    res = pretrain(tc, model_config, run.train, run.eval, run.tokenizer, fresh_dir(out / "runs" / (run_name or variant)),
                    progress=progress, collate_fn=default_collator(run.tokenizer, model_config))
     return {"steps": res.step, "final_losses": res.final_losses, "eval": res.eval,
             "model_dir": str(Path(res.model_dir).relative_to(out)), "timing": {"samples_per_s": res.samples_per_s}}
@@ -325,7 +329,7 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     res["extract"] = stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
                                 lambda: extract(out, cfg, prog))
     pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
-                                        "pretrain_contrastive", "pretrain_match")}
+                                        "pretrain_contrastive", "pretrain_match", "pretrain_eval_points")}
     jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
              functools.partial(pretrain_variant, out, cfg, v, seed)) for v in cfg.variants]
     res["pretrain"] = dict(zip(cfg.variants, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))

@@ -16,13 +16,13 @@ def run_paddlevideo_retrieval(args: argparse.Namespace) -> int:
     from actbert.tasks.results import write_results
     from actbert.utils import atomic_path
 
-    missing = [f"--{n}" for n in ("checkpoint", "csv", "features") if not getattr(args, n)]
+    missing = [f"--{n}" for n in ("model", "csv", "features") if not getattr(args, n)]
     if missing:
         print(f"actbert evaluate retrieval: --format paddlevideo-lmdb needs {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        model = S.load_model(args.checkpoint, args.device)
-        tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+        model = S.load_model(args.model, args.device)
+        tokenizer = S.load_tokenizer(args.model, args.tokenizer)
         rows = P.read_paddle_csv(args.csv)
         if args.limit:
             rows = rows[:args.limit]
@@ -41,7 +41,7 @@ def run_paddlevideo_retrieval(args: argparse.Namespace) -> int:
     protocol = ("PaddleVideo MSRVTTDataset + test_step + MSRVTTMetric: softmax(match)[matched], rank of the first "
                 "true video in argsort(-score), MedR = floor(median+1), MeanR = mean+1")
     split = "test" if not args.limit else f"test[:{args.limit}]"
-    write_results(out, "retrieval", "msrvtt (paddlevideo-lmdb)", protocol, split, metrics, str(args.checkpoint),
+    write_results(out, "retrieval", "msrvtt (paddlevideo-lmdb)", protocol, split, metrics, str(args.model),
                   S.run_config(args))
     print(f"msrvtt (paddlevideo-lmdb) {split}: R@1 {metrics['R@1']:.2f} R@5 {metrics['R@5']:.2f} "
           f"R@10 {metrics['R@10']:.2f} MedR {metrics['MedR']:.0f} MeanR {metrics['MeanR']:.2f} "

@@ -21,10 +21,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from actbert.errors import ActbertError
 from actbert.model.config import ActBERTConfig, get_preset
 
 
-class PaddleConversionError(ValueError):
+class PaddleConversionError(ActbertError, ValueError):
     """A PaddleVideo config or weights file that does not convert; the message names the file."""
 
 

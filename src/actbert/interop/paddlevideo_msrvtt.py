@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from actbert.errors import ActbertError
 from actbert.interop.safe_pickle import load_numpy_pickle
 
 PADDLE_TEXT_LEN = 36  # MSRVTTDataset.max_seq_length: pad to, never truncate
@@ -28,7 +29,7 @@ PADDLE_REGION_TOKENS = 36  # max_region_num: the global token and 35 boxes
 PADDLE_ACTION_SLOTS = 5  # max_action_num
 
 
-class PaddleDataError(ValueError):
+class PaddleDataError(ActbertError, ValueError):
     """A csv or LMDB entry PaddleVideo's protocol cannot use; the message names the file and the entry."""
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from actbert.errors import ActbertError
+
 # (module, name) pairs a numpy-array pickle needs; numpy 2 moved `numpy.core` to `numpy._core`, and files
 # written by either name both exist (the released ActBERT.pdparams predates numpy 2).
 _ALLOWED = {
@@ -27,7 +29,7 @@ _ALLOWED = {
 }
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(ActbertError, ValueError):
     """The pickle asks for something other than numpy arrays and plain containers."""
 
 

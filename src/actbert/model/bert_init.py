@@ -5,13 +5,13 @@ the i-th text layer in stage order (TNT blocks are extra modules between text la
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from actbert.errors import ConfigError, InputError, read_json, torch_load_weights
 from actbert.model.config import ActBERTConfig, get_preset
 
 _EMBEDDINGS = {
@@ -51,10 +51,24 @@ def read_bert_config(bert_dir: str | Path) -> dict[str, Any]:
     path = Path(bert_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no BERT config.json in {bert_dir}")
-    data = json.loads(path.read_text())
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object (a BERT config.json)")
+    missing = [k for k in BERT_SIZE_KEYS if k not in data]
+    if missing:
+        raise ConfigError(f"{path}: not a BERT config, missing key(s) {missing}")
+    for k in BERT_SIZE_KEYS:  # checked here, before ActBERTConfig sees them, so the message names this file
+        v = data[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{path}: {k} must be a positive integer, got {v!r}")
     if data.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError(f"{path}: only absolute position embeddings are supported, got {data['position_embedding_type']}")
+        raise ConfigError(f"{path}: only absolute position embeddings are supported, got {data['position_embedding_type']!r}")
     return data
+
+
+# the keys `config_from_bert` reads; every one is a positive integer in a BERT config.json
+BERT_SIZE_KEYS = ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers",
+                  "max_position_embeddings", "type_vocab_size")
 
 
 def config_from_bert(bert_dir: str | Path, preset: str = "base", **overrides: Any) -> ActBERTConfig:
@@ -64,14 +78,19 @@ def config_from_bert(bert_dir: str | Path, preset: str = "base", **overrides: An
     upper = base.text_stage_layers[1:]
     first = bert["num_hidden_layers"] - sum(upper)
     if first < 0:
-        raise ValueError(f"{bert_dir}: {bert['num_hidden_layers']} layers cannot hold the preset's upper stages {upper}")
+        raise ConfigError(f"{bert_dir}: {bert['num_hidden_layers']} layers cannot hold the preset's upper stages {upper}")
     text = dict(
         vocab_size=bert["vocab_size"], text_hidden=bert["hidden_size"], text_heads=bert["num_attention_heads"],
         text_intermediate=bert["intermediate_size"], max_position_embeddings=bert["max_position_embeddings"],
         type_vocab_size=bert["type_vocab_size"], layer_norm_eps=bert.get("layer_norm_eps", 1e-12),
         pad_token_id=bert.get("pad_token_id", 0), text_stage_layers=[first, *upper],
     )
-    return get_preset(preset, **{**text, **overrides})
+    try:
+        return get_preset(preset, **{**text, **overrides})
+    except ConfigError as exc:  # e.g. 10^6 layers or heads that do not divide the width: name the file
+        raise ConfigError(f"{Path(bert_dir) / 'config.json'}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{Path(bert_dir) / 'config.json'}: {exc}") from None
 
 
 def read_bert_weights(bert_dir: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
@@ -83,7 +102,10 @@ def read_bert_weights(bert_dir: str | Path) -> tuple[dict[str, torch.Tensor], Pa
         return read_weights(st), st
     if binary.is_file():
         # weights_only: never unpickle arbitrary objects from a user's file
-        return torch.load(binary, map_location="cpu", weights_only=True), binary
+        state = torch_load_weights(binary, "BERT checkpoint")
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise InputError(binary, "does not hold a state dict of tensors")
+        return state, binary
     raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {bert_dir}")
 
 

@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from actbert.errors import ActbertError
 from actbert.model.config import CONFIG_NAME, ActBERTConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -20,8 +21,8 @@ WEIGHTS_NAME = "model.safetensors"
 TIED_PREFIXES = ("mlm_head.word_embeddings.",)
 
 
-class CheckpointError(ValueError):
-    pass
+class CheckpointError(ActbertError, ValueError):
+    """A checkpoint folder or weights file that cannot be loaded as it is."""
 
 
 def _untied_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actbert.errors import ConfigError, read_json
+
 CONFIG_NAME = "config.json"
 # 2: the Tangled Transformer follows the paper's Figure 3; version-1 configs' kv_mode "stack" was the
 # co-attention wiring now called "coattention".
@@ -102,6 +104,7 @@ class ActBERTConfig:
         return sum(self.text_stage_layers)
 
     def validate(self) -> None:
+        check_types_and_sizes(self)  # before any arithmetic below: a string or a 10^9 size fails by name here
         stages = {
             "text_stage_layers": self.text_stage_layers,
             "region_stage_layers": self.region_stage_layers,
@@ -175,11 +178,13 @@ class ActBERTConfig:
             path = path / CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no ActBERT config at {path}")
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object of ActBERTConfig fields")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:  # ConfigError included: say which file
+            raise ConfigError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> "ActBERTConfig":
         return dataclasses.replace(self, **changes)
@@ -204,6 +209,71 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
         data["kv_mode"] = "coattention"
         data["format_version"] = FORMAT_VERSION
     return data
+
+
+# --- type and size checks (run before a model is built, so a bad config.json never allocates) ---
+_INT_FIELDS_MIN1 = ("vocab_size", "text_hidden", "text_heads", "text_intermediate", "max_position_embeddings",
+                    "type_vocab_size", "region_feat_dim", "region_hidden", "region_heads", "region_intermediate",
+                    "num_region_classes", "max_region_frames", "action_feat_dim", "action_hidden", "action_heads",
+                    "action_intermediate", "num_action_classes", "max_action_positions", "bi_hidden", "bi_heads",
+                    "max_text_len", "max_regions", "max_actions", "pooled_dim")
+MAX_LAYERS = 1000  # per stream; `base` has 12, and past a few hundred no layer stack trains anyway
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def estimated_parameters(c: "ActBERTConfig") -> int:
+    """Rough parameter count (within ~10 % of the built model): enough to refuse a config that cannot fit."""
+    def layers(h: int, i: int, n: int) -> int:
+        return n * (4 * h * h + 2 * h * i + 9 * h)
+
+    n = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * c.text_hidden
+    n += c.region_feat_dim * c.region_hidden + c.action_feat_dim * c.action_hidden
+    n += (c.num_region_classes + c.max_region_frames) * c.region_hidden
+    n += (c.num_action_classes + c.max_action_positions) * c.action_hidden
+    n += layers(c.text_hidden, c.text_intermediate, sum(c.text_stage_layers))
+    n += layers(c.region_hidden, c.region_intermediate, sum(c.region_stage_layers))
+    n += layers(c.action_hidden, c.action_intermediate, sum(c.action_stage_layers))
+    streams = c.text_hidden + c.region_hidden + c.action_hidden
+    n += c.num_tnt_blocks * 6 * c.bi_hidden * streams  # cross-stream q/k/v projections
+    n += c.pooled_dim * streams + c.contrastive_dim * 2 * c.pooled_dim
+    n += c.num_region_classes * c.region_hidden + c.num_action_classes * c.action_hidden
+    return int(n)
+
+
+def check_types_and_sizes(c: "ActBERTConfig") -> None:
+    """ConfigError naming the field for a wrong type, a non-positive size, too many layers, or a model that
+    would not fit in this machine's memory. Checked in `validate`, i.e. before any tensor is allocated."""
+    from actbert.errors import ConfigError, check_fits_in_memory
+
+    for name in _INT_FIELDS_MIN1:
+        v = getattr(c, name)
+        if not _is_int(v) or v < 1:
+            raise ConfigError(f"ActBERTConfig.{name} must be a positive integer, got {v!r}")
+    for name in ("text_stage_layers", "region_stage_layers", "action_stage_layers"):
+        v = getattr(c, name)
+        if not isinstance(v, list) or not v or not all(_is_int(x) and x >= 0 for x in v):
+            raise ConfigError(f"ActBERTConfig.{name} must be a non-empty list of integers >= 0, got {v!r}")
+        if sum(v) > MAX_LAYERS:
+            raise ConfigError(f"ActBERTConfig.{name} asks for {sum(v)} layers (at most {MAX_LAYERS} accepted)")
+    if not _is_int(c.contrastive_dim) or c.contrastive_dim < 0:
+        raise ConfigError(f"ActBERTConfig.contrastive_dim must be an integer >= 0, got {c.contrastive_dim!r}")
+    if not _is_int(c.pad_token_id) or not 0 <= c.pad_token_id < c.vocab_size:
+        raise ConfigError(f"ActBERTConfig.pad_token_id must be an integer in [0, {c.vocab_size}), got {c.pad_token_id!r}")
+    for name, lo, hi in (("hidden_dropout", 0.0, 1.0), ("attention_dropout", 0.0, 1.0),
+                         ("layer_norm_eps", 0.0, 1.0), ("initializer_range", 0.0, 10.0)):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v < hi):
+            raise ConfigError(f"ActBERTConfig.{name} must be a number in [{lo}, {hi}), got {v!r}")
+    for name in ("hidden_act", "kv_mode", "preset", "context_resize_over", "pooler_activation", "match_fusion"):
+        if not isinstance(getattr(c, name), str):
+            raise ConfigError(f"ActBERTConfig.{name} must be a string, got {getattr(c, name)!r}")
+    if not isinstance(c.loss_weights, dict) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in c.loss_weights.values()):
+        raise ConfigError(f"ActBERTConfig.loss_weights must map loss names to numbers, got {c.loss_weights!r}")
+    check_fits_in_memory("this ActBERT config", estimated_parameters(c))
 
 
 # --- named presets (timm-style registry) ---

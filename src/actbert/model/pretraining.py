@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from actbert.errors import ActbertError
 from actbert.model import losses as L
 from actbert.model.config import ActBERTConfig
 from actbert.model.encoder import ActBERTModel, EncoderOutput, TextState, VideoState
 from actbert.model.heads import ClassifierHead, ContrastiveHead, MaskedLMHead, MatchingHead
 
 
-class MissingContrastiveHeadError(ValueError):
+class MissingContrastiveHeadError(ActbertError, ValueError):
     pass
 
 

@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from actbert.tasks import scoring as S
 from actbert.tasks.caption_decoder import CaptionDecoder, CaptionHeadConfig, beam_search, greedy_decode
-from actbert.tasks.finetuning import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
+from actbert.tasks.finetuning import (fit, load_task_weights, read_task_checkpoint, save_task_checkpoint,
+                                      task_checkpoint_dir)
 from actbert.tasks.scoring import Clip
 
 __all__ = ["CaptionHeadConfig", "CaptionTrainConfig", "Captioner", "train_captioner", "caption_clips",
@@ -165,6 +166,7 @@ class Captioner(nn.Module):
         from actbert.data.tokenizer import WordPieceTokenizer
         from actbert.model import ActBERTModel
 
+        directory = task_checkpoint_dir(directory, TASK)
         meta, enc_cfg = read_task_checkpoint(directory, TASK)
         try:
             head = CaptionHeadConfig.from_dict(meta["head"])
@@ -275,10 +277,11 @@ def youcook2_clips(path: str | Path, subset: str) -> list[Clip]:
 
 
 # --- command line ---------------------------------------------------------------------------------------
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluate_arguments(parser: argparse.ArgumentParser,
+                           what: str = "fine-tuned captioning model (`actbert finetune captioning --out`)") -> None:
     parser.description = ("YouCook2 captioning with a fine-tuned captioner (`actbert finetune captioning` makes "
                           "one): beam search, BLEU-3/4, METEOR, ROUGE-L, CIDEr in both protocols.")
-    S.add_common_arguments(parser)
+    S.add_common_arguments(parser, what=what)
     parser.set_defaults(batch_size=32)
     parser.add_argument("--annotations", required=True, help="youcookii_annotations_trainval.json")
     parser.add_argument("--subset", default="validation", help="subset to caption (the test labels are not public)")
@@ -317,17 +320,16 @@ def _evaluate_and_write(captioner: Captioner, store, args, checkpoint: str, extr
 def run_evaluate(args: argparse.Namespace) -> int:
     from actbert.data.store import FeatureStore
 
-    captioner = Captioner.load(args.checkpoint, args.device)
-    _evaluate_and_write(captioner, FeatureStore(args.store), args, str(args.checkpoint))
+    captioner = Captioner.load(args.model, args.device)
+    _evaluate_and_write(captioner, FeatureStore(args.store), args, str(args.model))
     return 0
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    add_evaluate_arguments(parser)
+    add_evaluate_arguments(parser, what="ActBERT model to fine-tune")
     parser.description = ("Train a caption decoder over ActBERT (teacher forcing) on YouCook2 `training`, then "
                           "evaluate on --subset (validation) with beam search in both protocols.")
     g = parser.add_argument_group("fine-tuning")
-    g.add_argument("--output", required=True, help="folder for the captioner checkpoint")
     g.add_argument("--train-subset", default="training", help="YouCook2 subset to fine-tune on")
     g.add_argument("--epochs", type=int, default=10, help="passes over the training clips")
     g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps (default: all epochs)")
@@ -349,8 +351,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     store = FeatureStore(args.store)
-    model = S.load_model(args.checkpoint, args.device)
-    tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     train = youcook2_clips(args.annotations, args.train_subset)
     test_videos = {c.video_id for c in youcook2_clips(args.annotations, args.subset)}
     leak = sorted({c.video_id for c in train} & test_videos)
@@ -363,12 +365,12 @@ def run_finetune(args: argparse.Namespace) -> int:
                              label_smoothing=args.label_smoothing, freeze_encoder=args.freeze_encoder,
                              seed=args.seed, device=args.device, progress=not args.no_progress)
     captioner = train_captioner(model, tokenizer, train, store, cfg)
-    captioner.save(args.output)
-    atomic_write_json(Path(args.output) / "train_history.json", captioner.history)
+    model_dir = captioner.save(Path(args.out) / "model")
+    atomic_write_json(model_dir / "train_history.json", captioner.history)
     top = Counter(c.text for c in train).most_common(1)[0]
     train_cfg = {k: v for k, v in asdict(cfg).items() if k != "head"}
-    _evaluate_and_write(captioner, store, args, str(args.output),
-                        {"finetuned_from": str(args.checkpoint), "train_clips": len(train),
+    _evaluate_and_write(captioner, store, args, str(model_dir),
+                        {"finetuned_from": str(args.model), "train_clips": len(train),
                          "steps": len(captioner.history), "train": train_cfg, "head": captioner.head.to_dict(),
                          "most_frequent_train_caption": top[0]})
     return 0

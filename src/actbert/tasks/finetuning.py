@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -91,6 +90,14 @@ def save_task_checkpoint(directory: str | Path, task: str, module: nn.Module, me
     return directory
 
 
+def task_checkpoint_dir(directory: str | Path, task: str) -> Path:
+    """The head's folder: `directory` itself, or the `model/` (or newest checkpoint) of the run folder that
+    `actbert finetune TASK --out` writes (the one model-folder convention, `resolve_checkpoint`)."""
+    from actbert.training.checkpointing import resolve_checkpoint
+
+    return resolve_checkpoint(directory, (f"{task}.json", TASK_WEIGHTS), what=f"{task} model")
+
+
 def read_task_checkpoint(directory: str | Path, task: str) -> tuple[dict[str, Any], Any]:
     """(meta, ActBERTConfig) of a task checkpoint; errors name the folder / file and what is wrong."""
     from actbert.model import ActBERTConfig
@@ -98,13 +105,15 @@ def read_task_checkpoint(directory: str | Path, task: str) -> tuple[dict[str, An
     path = Path(directory) / f"{task}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} is not a {task} checkpoint: no {path.name}")
+    from actbert.errors import ConfigError, read_json
+
+    meta = read_json(path)
     try:
-        meta = json.loads(path.read_text())
         enc = ActBERTConfig.from_dict(meta["actbert"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a valid {task} config ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # ConfigError included: name the file
+        raise ConfigError(f"{path}: not a valid {task} config ({exc})") from None
     if meta.get("task") != task:
-        raise ValueError(f"{path}: task is {meta.get('task')!r}, not {task!r}")
+        raise ConfigError(f"{path}: task is {meta.get('task')!r}, not {task!r}")
     return meta, enc
 
 

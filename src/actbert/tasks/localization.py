@@ -161,14 +161,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     absent = [v.video_id for v in videos if v.video_id not in store]
     if absent and args.skip_missing:
         videos = [v for v in videos if v.video_id in store]
-    model = S.load_model(args.checkpoint, args.device)
-    tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     m = evaluate_localization(model, tokenizer, videos, store, args.window, args.batch_size, args.baseline_seeds,
                               not args.no_progress)
     m["missing_from_store"] = len(absent) if args.skip_missing else 0
     protocol = (f"CrossTask average recall, order-constrained DP, zero-shot; split: videos_val dropped, "
                 f"{args.n_train} train videos per task (seed {args.split_seed})")
-    write_results(args.out, "localization", args.dataset, protocol, args.split, m, str(args.checkpoint),
+    write_results(args.out, "localization", args.dataset, protocol, args.split, m, str(args.model),
                   S.run_config(args))
     print(f"{args.dataset} {args.split}: average recall {m['avg_recall']:.2f} % over {m['n_tasks']} tasks "
           f"(random {m['random_baseline']['avg_recall']:.2f} %) -> {args.out}")

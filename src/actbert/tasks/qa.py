@@ -82,11 +82,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     split = "test"
     if args.limit:
         questions, split = questions[:args.limit], f"test[:{args.limit}]"
-    model = S.load_model(args.checkpoint, args.device)
-    tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     m = evaluate_qa(model, tokenizer, questions, FeatureStore(args.store), args.batch_size, not args.no_progress)
     write_results(args.out, "qa", args.dataset, "multiple choice, highest matching score, zero-shot", split, m,
-                  str(args.checkpoint), S.run_config(args))
+                  str(args.model), S.run_config(args))
     print(f"{args.dataset} MC {split}: accuracy {m['accuracy']:.2f} % over {m['n']} questions "
           f"(chance {m['chance']:.1f} %) -> {args.out}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["TASKS", "task_names", "load_task"]
+__all__ = ["TASKS", "ZERO_SHOT", "task_names", "finetune_task_names", "load_task"]
 
 # name -> (module, one-line help)
 TASKS: dict[str, tuple[str, str]] = {
@@ -18,11 +18,18 @@ TASKS: dict[str, tuple[str, str]] = {
     "localization": ("actbert.tasks.localization", "CrossTask step localization (zero-shot): average recall"),
     "qa": ("actbert.tasks.qa", "MSR-VTT multiple-choice QA: accuracy"),
 }
+# tasks evaluated zero-shot only (their module sets HAS_FINETUNE = False; a test checks the two agree)
+ZERO_SHOT = frozenset({"localization", "qa"})
 _HOOKS = ("add_evaluate_arguments", "run_evaluate", "add_finetune_arguments", "run_finetune")
 
 
 def task_names() -> list[str]:
     return list(TASKS)
+
+
+def finetune_task_names() -> list[str]:
+    """The tasks `actbert finetune` can train."""
+    return [n for n in TASKS if n not in ZERO_SHOT]
 
 
 def load_task(name: str) -> ModuleType:

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from actbert.utils import new_file_mode
+
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "write_results", "load_results", "flatten_metrics", "compare_runs",
            "format_value"]
 
@@ -56,6 +58,7 @@ def _jsonable(value: Any, where: str) -> Any:
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0o600 would make the file private
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -161,12 +164,11 @@ def load_results(path_or_dir) -> dict:
         path = path / RESULTS_JSON
     if not path.is_file():
         raise FileNotFoundError(f"no results file at {path}")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    from actbert.errors import InputError, read_json
+
+    record = read_json(path)
     if not isinstance(record, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
+        raise InputError(path, f"{path} must hold a JSON object, got {type(record).__name__}")
     missing = [k for k in _REQUIRED if k not in record]
     if missing:
         raise ValueError(f"{path} is not an actbert results file: missing {missing}")

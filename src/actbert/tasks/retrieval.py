@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -285,8 +286,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--csv", help="PaddleVideo's test csv: 'video_id,caption' lines, no header")
     g.add_argument("--features", help="PaddleVideo's feature LMDB folder (e.g. msrvtt_test.lmdb); opened read-only")
     parser.add_argument("--mode", choices=MODES, default="exhaustive", help="exhaustive: every (caption, video) pair through the full model; two-stage: contrastive top-k, then re-rank")
-    parser.add_argument("--k", type=int, default=50, help="two-stage: candidates re-ranked per query")
-    parser.add_argument("--index", choices=("exact", "faiss"), default="exact", help="two-stage first-stage search")
+    from actbert.cli.options import deprecated, flag
+
+    flag(parser, "--rerank", "--k", type=int, default=50, metavar="K",
+         help="two-stage: first-stage candidates re-ranked by the full model per query")
+    parser.add_argument("--faiss", action="store_true",
+                        help="two-stage: first stage with a faiss flat inner-product index (exact numpy by default)")
+    deprecated(parser, "--index", "--faiss", "first_stage", choices=("exact", "faiss"))
     parser.add_argument("--tie-policy", choices=("reference", "optimistic", "pessimistic", "mean"), default="reference", help="how tied scores are ranked (reference = HowTo100M's compute_metrics)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows (a smoke test, labelled)")
 
@@ -298,7 +304,7 @@ def _evaluate_and_write(model, tokenizer, store, args, checkpoint, extra_config=
     split = "test" if args.dataset == "msrvtt" else "val"
     if args.limit:
         clips, split = clips[:args.limit], f"{split}[:{args.limit}]"
-    m = evaluate_retrieval(model, tokenizer, clips, store, args.mode, args.k, args.index, args.tie_policy,
+    m = evaluate_retrieval(model, tokenizer, clips, store, args.mode, args.rerank, _first_stage(args), args.tie_policy,
                            args.batch_size, not args.no_progress)
     protocol = PROTOCOLS[args.dataset] + f"; {args.mode}" + (f" k={m['k']}" if args.mode == "two-stage" else "")
     write_results(args.out, "retrieval", args.dataset, protocol, split, m, checkpoint,
@@ -307,6 +313,10 @@ def _evaluate_and_write(model, tokenizer, store, args, checkpoint, extra_config=
     print(f"{args.dataset} {split} t2v R@1 {t['R1']:.2f} R@5 {t['R5']:.2f} R@10 {t['R10']:.2f} MedR {t['MedR']} "
           f"({m['tie_policy']} ties) -> {args.out}")
     return m
+
+
+def _first_stage(args: argparse.Namespace) -> str:
+    return "faiss" if args.faiss or getattr(args, "first_stage", "exact") == "faiss" else "exact"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -318,9 +328,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_paddlevideo_retrieval(args)
     if not _store_arguments_given(args, "evaluate"):
         return 2
-    model = S.load_model(args.checkpoint, args.device)
-    tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
-    _evaluate_and_write(model, tokenizer, FeatureStore(args.store), args, str(args.checkpoint))
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
+    _evaluate_and_write(model, tokenizer, FeatureStore(args.store), args, str(args.model))
     return 0
 
 
@@ -334,7 +344,6 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-annotations", required=True,
                    help="youcook2: youcookii_annotations_trainval.json (training subset); msrvtt: MSRVTT_data.json")
     g.add_argument("--train-ids", default=None, help="msrvtt: training video-id list (e.g. MSRVTT_train.9k.csv)")
-    g.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
     g.add_argument("--epochs", type=int, default=1, help="passes over the training clips")
     g.add_argument("--train-batch-size", type=int, default=32, help="clips per training step (in-batch negatives)")
     g.add_argument("--lr", type=float, default=2e-5, help="learning rate")
@@ -363,8 +372,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         return 2
     seed_everything(args.seed)
     store = FeatureStore(args.store)
-    model = S.load_model(args.checkpoint, args.device)
-    tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     train = load_clips(args.dataset, args.train_annotations, args.train_ids)
     test_videos = {c.video_id for c in load_clips(args.dataset, args.annotations)}
     leak = sorted({c.video_id for c in train} & test_videos)
@@ -374,8 +383,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     history = finetune_retrieval(model, tokenizer, train, store, args.epochs, args.train_batch_size, args.lr,
                                  args.hard_negatives, args.contrastive_weight, seed=args.seed,
                                  max_steps=args.max_steps, progress=not args.no_progress)
-    model.save_pretrained(args.output, tokenizer=tokenizer)
-    atomic_write_json(f"{args.output}/finetune_history.json", history)
-    _evaluate_and_write(model, tokenizer, store, args, str(args.output),
-                        {"finetuned_from": str(args.checkpoint), "train_clips": len(train), "steps": len(history)})
+    model_dir = model.save_pretrained(Path(args.out) / "model", tokenizer=tokenizer)
+    atomic_write_json(Path(model_dir) / "finetune_history.json", history)
+    _evaluate_and_write(model, tokenizer, store, args, str(model_dir),
+                        {"finetuned_from": str(args.model), "train_clips": len(train), "steps": len(history)})
     return 0

@@ -48,11 +48,12 @@ class Clip:
 
 # --- video windows -> model inputs -------------------------------------------------------------------------
 def window_inputs(video, start: float | None, end: float | None, max_actions: int, max_regions: int,
-                  max_frames: int = 64) -> dict[str, np.ndarray]:
+                  max_frames: int = 64, region_classes: bool = False) -> dict[str, np.ndarray]:
     """Action and region tokens of `video` (a `VideoFeatures`) inside `[start, end)` seconds (None: the
     whole video), selected exactly as the pre-training corpus selects them (`actbert.data.windows`), except
     that a window containing no clip / key frame falls back to the nearest one: a one-second window
-    between two clips still sees the video."""
+    between two clips still sees the video. `region_classes=True` adds "region_cls", the detector's class
+    distribution of each selected region (for pictures and labels)."""
     vid = video.video_id
     s = 0.0 if start is None else float(start)
     e = float(video.duration) if end is None else float(end)
@@ -61,12 +62,15 @@ def window_inputs(video, start: float | None, end: float | None, max_actions: in
     sel = select_window(video.action_times, video.frame_times, video.region_valid, video.region_score, s, e,
                         max_actions, max_regions, max_frames=max_frames, nearest_clip=True)
     frames = sel.frames[sel.frame_pos]
-    return {
+    item = {
         "action": np.asarray(video.action, dtype=np.float32)[sel.clips],
         "region": np.asarray(video.region, dtype=np.float32)[frames, sel.boxes],
         "region_loc": region_location(np.asarray(video.region_boxes)[frames, sel.boxes], video.image_size),
         "region_frame": sel.frame_pos,
     }
+    if region_classes:
+        item["region_cls"] = np.asarray(video.region_cls, dtype=np.float32)[frames, sel.boxes]
+    return item
 
 
 def windows_for(store, windows: Sequence[tuple[str, float | None, float | None]], config,
@@ -220,32 +224,34 @@ class eval_mode:
 
 # --- loading and shared command-line options ---------------------------------------------------------------
 def load_model(checkpoint: str | Path, device: str = "cpu"):
+    """The ActBERT model of a checkpoint or run folder (`resolve_checkpoint`: the one folder convention)."""
     from actbert.model import ActBERTForPretraining
+    from actbert.training.checkpointing import resolve_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} is not a folder (expected config.json + model.safetensors)")
-    return ActBERTForPretraining.from_pretrained(path).to(device)
+    return ActBERTForPretraining.from_pretrained(resolve_checkpoint(checkpoint)).to(device)
 
 
 def load_tokenizer(checkpoint: str | Path, tokenizer_dir: str | Path | None = None):
     """The WordPiece tokenizer saved beside the checkpoint (or in `tokenizer_dir`)."""
     from actbert.data.tokenizer import WordPieceTokenizer
+    from actbert.training.checkpointing import resolve_checkpoint
 
-    return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir or checkpoint))
+    return WordPieceTokenizer.from_pretrained(Path(tokenizer_dir) if tokenizer_dir else resolve_checkpoint(checkpoint))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_required: bool = True,
+def add_common_arguments(parser: argparse.ArgumentParser, what: str = "ActBERT model",
                          store_required: bool = True) -> None:
+    from actbert.cli.options import add_device, add_model, add_no_progress, add_out
+
     g = parser.add_argument_group("model and features")
-    g.add_argument("--checkpoint", "--model", dest="checkpoint", required=checkpoint_required,
-                   help="model folder written by save_pretrained (or by actbert convert)")
-    g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's vocab.txt)")
+    add_model(g, what=what)
+    g.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the model folder's vocab.txt)")
     g.add_argument("--store", required=store_required, help="feature store root (actbert extract)")
-    g.add_argument("--out", required=True, help="run folder for results.json / results.md")
+    add_out(g, "run folder for results.json / results.md (and, when fine-tuning, the fine-tuned model in "
+               "OUT/model/)")
     g.add_argument("--batch-size", type=int, default=256, help="(text, video) pairs fused per forward pass")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device for the model (cuda when available, else cpu)")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_device(g)
+    add_no_progress(g)
 
 
 def run_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from actbert.metrics.segmentation import average_window_logits, frame_accuracy, window_starts
 from actbert.tasks import scoring as S
-from actbert.tasks.finetuning import fit, load_task_weights, read_task_checkpoint, save_task_checkpoint
+from actbert.tasks.finetuning import (fit, load_task_weights, read_task_checkpoint, save_task_checkpoint,
+                                      task_checkpoint_dir)
 
 __all__ = ["SegmentHeadConfig", "SegmentTrainConfig", "SegVideo", "Segmenter", "second_clip_index", "video_windows",
            "train_segmenter", "evaluate_segmentation", "coin_seg_videos", "plot_timeline",
@@ -134,8 +135,9 @@ def video_windows(video, num_seconds: int, head: SegmentHeadConfig, max_frames: 
 class Segmenter(nn.Module):
     """ActBERT encoder + per-second step classifier; `predict(video)` labels every second."""
 
-    def __init__(self, encoder: nn.Module, head: SegmentHeadConfig):
+    def __init__(self, encoder: nn.Module, head: SegmentHeadConfig, step_names: dict[int, str] | None = None):
         super().__init__()
+        self.step_names: dict[int, str] = dict(step_names or {})  # class id -> step name, saved with the head
         c = encoder.config
         if head.window + 1 > c.max_action_positions:
             raise ValueError(f"window {head.window} + [ACT] exceeds the encoder's max_action_positions "
@@ -182,19 +184,23 @@ class Segmenter(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """`segmentation.json` (head + ActBERT config) + `model.safetensors`, atomic writes."""
+        names = {str(k): v for k, v in sorted(self.step_names.items())}
         return save_task_checkpoint(directory, TASK, self, {"head": asdict(self.head),
-                                                            "actbert": self.encoder.config.to_dict()})
+                                                            "actbert": self.encoder.config.to_dict(),
+                                                            "step_names": names})
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "Segmenter":
         from actbert.model import ActBERTModel
 
+        directory = task_checkpoint_dir(directory, TASK)
         meta, enc_cfg = read_task_checkpoint(directory, TASK)
         try:
             head = SegmentHeadConfig(**meta["head"])  # unknown fields: TypeError
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{Path(directory) / (TASK + '.json')}: bad head config ({exc})") from exc
         model = cls(ActBERTModel(enc_cfg), head)
+        model.step_names = {int(k): str(v) for k, v in meta.get("step_names", {}).items()}
         load_task_weights(model, directory)
         return model.to(device).eval()
 
@@ -305,10 +311,11 @@ def plot_timeline(pred, gt, step_names=None, path="timeline.png", title: str | N
 
 
 # --- command line ---------------------------------------------------------------------------------------
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluate_arguments(parser: argparse.ArgumentParser,
+                           what: str = "fine-tuned segmentation model (`actbert finetune segmentation --out`)") -> None:
     parser.description = ("COIN action segmentation with a fine-tuned segmenter (`actbert finetune segmentation` "
                           "makes one): frame accuracy with background and on non-background seconds.")
-    S.add_common_arguments(parser)
+    S.add_common_arguments(parser, what=what)
     parser.set_defaults(batch_size=16)
     parser.add_argument("--annotations", required=True, help="COIN.json (taxonomy csvs beside it name the steps)")
     parser.add_argument("--subset", default="testing", help="COIN subset to evaluate on")
@@ -367,17 +374,16 @@ def _evaluate_and_write(seg: Segmenter, store, args, checkpoint: str, extra_conf
 def run_evaluate(args: argparse.Namespace) -> int:
     from actbert.data.store import FeatureStore
 
-    _evaluate_and_write(Segmenter.load(args.checkpoint, args.device), FeatureStore(args.store), args,
-                        str(args.checkpoint))
+    _evaluate_and_write(Segmenter.load(args.model, args.device), FeatureStore(args.store), args,
+                        str(args.model))
     return 0
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    add_evaluate_arguments(parser)
+    add_evaluate_arguments(parser, what="ActBERT model to fine-tune")
     parser.description = ("Train the per-second step classifier over ActBERT on COIN `training`, then evaluate "
                           "on --subset (testing).")
     g = parser.add_argument_group("fine-tuning")
-    g.add_argument("--output", required=True, help="folder for the segmenter checkpoint")
     g.add_argument("--train-subset", default="training", help="COIN subset to fine-tune on")
     g.add_argument("--num-classes", type=int, default=None,
                    help="steps + 1 (default: largest step id of the taxonomy, else of the json, + 1)")
@@ -402,7 +408,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     store = FeatureStore(args.store)
-    train, _, everything, tax = _coin(args, args.train_subset)
+    train, step_names, everything, tax = _coin(args, args.train_subset)
     train, n_missing = _present(train, store, args, args.train_subset)
     if not train:
         raise ValueError(f"{args.annotations}: no {args.train_subset!r} video with features in {args.store}")
@@ -414,14 +420,15 @@ def run_finetune(args: argparse.Namespace) -> int:
                              freeze_encoder=args.freeze_encoder, seed=args.seed, device=args.device,
                              progress=not args.no_progress)
     try:
-        tokenizer = S.load_tokenizer(args.checkpoint, args.tokenizer)
+        tokenizer = S.load_tokenizer(args.model, args.tokenizer)
     except FileNotFoundError:
         tokenizer = None  # BERT's [CLS]/[SEP] ids (the head's defaults)
-    seg = train_segmenter(S.load_model(args.checkpoint, args.device), train, store, cfg, tokenizer)
-    seg.save(args.output)
-    atomic_write_json(Path(args.output) / "train_history.json", seg.history)
-    _evaluate_and_write(seg, store, args, str(args.output),
-                        {"finetuned_from": str(args.checkpoint), "train_videos": len(train),
+    seg = train_segmenter(S.load_model(args.model, args.device), train, store, cfg, tokenizer)
+    seg.step_names = step_names  # saved with the head: Pipeline.segment answers with these names
+    model_dir = seg.save(Path(args.out) / "model")
+    atomic_write_json(model_dir / "train_history.json", seg.history)
+    _evaluate_and_write(seg, store, args, str(model_dir),
+                        {"finetuned_from": str(args.model), "train_videos": len(train),
                          "train_missing_from_store": n_missing, "steps": len(seg.history),
                          "train": {k: v for k, v in asdict(cfg).items() if k != "head"}, "head": asdict(seg.head)})
     return 0

@@ -53,6 +53,27 @@ def list_checkpoints(root: str | Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def resolve_checkpoint(path: str | Path, files: tuple[str, ...] = ("config.json", "model.safetensors"),
+                       what: str = "model") -> Path:
+    """The model folder of `path`, in the one convention every command and `Pipeline` accept: `path` itself
+    (holding `files`), a run's final `model/`, or the run's newest complete `checkpoints/step-*` folder.
+
+    `files` names what makes a folder complete: an ActBERT checkpoint by default; a fine-tuned head passes
+    its own (`captioning.json` + `model.safetensors`)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} {p} does not exist (expected a checkpoint folder or a run folder)")
+
+    def ok(d: Path) -> bool:
+        return all((d / f).is_file() for f in files)
+
+    for candidate in (p, p / "model", *list_checkpoints(p / "checkpoints")):
+        if ok(candidate):
+            return candidate
+    raise FileNotFoundError(f"{p} holds no {what}: expected {' + '.join(files)} in it, in {p / 'model'}, "
+                            f"or in a {p / 'checkpoints'}/step-* folder")
+
+
 # --- RNG states -----------------------------------------------------------------------------------
 def capture_rng() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(JSON-able python/numpy states, tensors of the torch CPU and CUDA states)."""
@@ -125,6 +146,7 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, step)
+    remove_leftovers(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         model.save_pretrained(tmp, tokenizer=tokenizer)
@@ -155,6 +177,28 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     return final
 
 
+LEFTOVER_RE = re.compile(r"^\.(tmp|old)-step-\d{8}-")
+
+
+def remove_leftovers(root: str | Path) -> list[str]:
+    """Delete the temporary folders of saves a killed run never finished (`.tmp-step-*`, `.old-step-*`).
+
+    Only the run's one saving process (rank 0) writes under `root`, so any such folder met here is dead.
+    Returns the names removed (for a log line).
+    """
+    root = Path(root)
+    gone = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and LEFTOVER_RE.match(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p.name)
+    if gone:
+        log.warning("removed %d unfinished checkpoint folder(s) of an earlier run under %s: %s", len(gone), root,
+                    ", ".join(sorted(gone)[:5]))
+    return gone
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -176,11 +220,14 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     meta_path = path / TRAINER_JSON
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: no {TRAINER_JSON} (the save did not finish)")
+    from actbert.errors import InputError, read_json
+
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
+        meta = read_json(meta_path)
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
         raise CheckpointError(f"{meta_path}: checkpoint format {meta.get('format')!r}, this code reads {FORMAT}")
     for name, want in meta.get("manifest", {}).items():
         f = path / name
@@ -203,8 +250,11 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     if saved.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{path}: the checkpoint has a vocabulary of {saved.vocab_size} word pieces but the "
                               f"tokenizer / model config has {model.config.vocab_size}: use the run's own vocab.txt")
-    weights = read_weights(path / "model.safetensors")
-    trainer_tensors = read_weights(path / TRAINER_TENSORS)
+    weights = read_weights(path / "model.safetensors")  # copied into the parameters by load_state_dict
+    # safetensors hands out tensors backed by a memory map of the file, and the optimizer keeps the state
+    # tensors it is given: without a copy, pruning this checkpoint later (keep=1) would free no disk space
+    # until the process exits (the deleted file stays mapped).
+    trainer_tensors = {k: v.clone() for k, v in read_weights(path / TRAINER_TENSORS).items()}
     optim_state = _join_optimizer(meta["optimizer"], trainer_tensors)
     load_state_checked(model, weights, path / "model.safetensors")
     optimizer.load_state_dict(optim_state)
@@ -223,6 +273,7 @@ def load_latest(root: str | Path, model: torch.nn.Module, optimizer: torch.optim
     A vocabulary mismatch is not "damage": it is raised at once (an older checkpoint would not fix it).
     """
     problems = []
+    remove_leftovers(root)
     for path in list_checkpoints(root):
         try:
             meta = load_checkpoint(path, model, optimizer, scheduler, scaler)

@@ -7,7 +7,6 @@ it globally makes a run's result independent of how many processes run it (the D
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,10 +105,13 @@ class TrainConfig:
             path = path / TRAIN_CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no training config at {path}")
+        from actbert.errors import ConfigError, read_json
+
+        data = read_json(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+            return cls.from_dict(data)
+        except (AttributeError, TypeError, ValueError) as exc:  # ConfigError included: name the file
+            raise ConfigError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -111,7 +111,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
         ("held-out accuracy / R@1 (%)", held, lambda k: k.endswith("_acc"), 100.0),
         (None, held, lambda k: k in ("t2v_R1", "t2v_chance_R1"), 1.0),  # already percent: same panel
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
     for i, (title, rows, keep, scale) in enumerate(panels):
         ax = axes[min(i, 2)]
         names = sorted({k for r in rows for k, v in r.items() if keep(k) and _number(v)})
@@ -124,11 +124,11 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # below the panel: a legend inside would hide the curves
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -27,6 +27,7 @@ from actbert.training import checkpointing as ckpt
 from actbert.training import distributed as D
 from actbert.training.config import TrainConfig, lr_factor
 from actbert.training.evaluation import masked_metrics, to_device, zero_shot_retrieval
+from actbert.errors import ActbertError
 from actbert.training.metrics_log import MetricsLog, summary_table, write_summary
 from actbert.training.optim import make_optimizer
 from actbert.training.sampling import DataPosition, KeyedDataset, RankBatchSampler, SeededCollate, mix_seed, seeded_call
@@ -36,11 +37,11 @@ LOSS_KEYS = ("mlm", "action", "region", "match", "contrastive")
 EVAL_SEED = 20240611  # eval masking / negatives are drawn with this fixed seed at every evaluation
 
 
-class PretrainError(ValueError):
+class PretrainError(ActbertError, ValueError):
     """Bad input to a pre-training run (data, tokenizer, run folder); the message names the item."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ActbertError, RuntimeError):
     """The loss or the gradient became NaN/inf; the run stopped before updating the weights."""
 
 

@@ -15,6 +15,7 @@ file *if it is already in the local torch hub cache*; otherwise a clear error sa
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from actbert.errors import ConfigError, InputError, read_json, read_safetensors, torch_load_weights
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +187,15 @@ def kinetics_weights_path(arch: str) -> tuple[Path, str]:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors or torch (weights_only) file; every failure is an InputError naming it."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = read_safetensors(path, "action-net weights")
+    else:
+        state = torch_load_weights(path, "action-net weights")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]  # a training checkpoint that wraps the weights
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "does not hold a state dict of tensors")
     return state
 
 
@@ -276,14 +281,45 @@ def save_action_net(net: ActionNet, directory: str | Path) -> Path:
 
 def load_action_net(directory: str | Path, device: str | torch.device = "cpu") -> ActionNet:
     """Rebuild a network written by :func:`save_action_net`, in eval mode on ``device``."""
-    from safetensors.torch import load_file
 
     directory = Path(directory)
     cfg_path = directory / CONFIG_FILE
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{directory} is not an action-net directory (no {CONFIG_FILE})")
-    raw = json.loads(cfg_path.read_text())
-    raw["mean"], raw["std"] = tuple(raw["mean"]), tuple(raw["std"])
-    net = ActionNet(ActionNetConfig(**raw))
-    net.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    net = ActionNet(_read_config(cfg_path))
+    weights = directory / WEIGHTS_FILE
+    try:
+        net.load_state_dict(read_safetensors(weights, "action-net weights"))
+    except RuntimeError as exc:  # missing / unexpected / mis-shaped tensors
+        raise InputError(weights, f"does not match {cfg_path.name}: {str(exc).splitlines()[0][:300]}") from None
     return net.to(device).eval()
+
+
+def _read_config(cfg_path: Path) -> ActionNetConfig:
+    """ActionNetConfig of a saved network, checked field by field before the network is built."""
+    raw = read_json(cfg_path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: expected a JSON object")
+    fields = {f.name for f in dataclasses.fields(ActionNetConfig)}
+    required = {"arch", "num_classes", "feature_dim", "clip_frames", "fps", "resize", "crop"}
+    if missing := sorted(required - set(raw)):
+        raise ConfigError(f"{cfg_path}: missing key(s) {missing}")
+    if unknown := sorted(set(raw) - fields):
+        raise ConfigError(f"{cfg_path}: unknown key(s) {unknown}")
+    if raw["arch"] not in ARCHS:
+        raise ConfigError(f"{cfg_path}: unknown arch {raw['arch']!r}; known: {sorted(ARCHS)}")
+    for k in ("num_classes", "feature_dim", "clip_frames", "resize", "crop"):
+        v = raw[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
+            raise ConfigError(f"{cfg_path}: {k} must be an integer in [1, {1 << 20}], got {v!r}")
+    if isinstance(raw["fps"], bool) or not isinstance(raw["fps"], (int, float)) or not 0 < raw["fps"] <= 1000:
+        raise ConfigError(f"{cfg_path}: fps must be a number in (0, 1000], got {raw['fps']!r}")
+    for k in ("mean", "std"):
+        v = raw.get(k, KINETICS_MEAN if k == "mean" else KINETICS_STD)
+        if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or (k == "std" and min(v) <= 0):
+            raise ConfigError(f"{cfg_path}: {k} must be 3 numbers{' > 0' if k == 'std' else ''}, got {v!r}")
+        raw[k] = tuple(float(x) for x in v)
+    if not isinstance(raw.get("verbs", []), list) or not isinstance(raw.get("training", {}), dict):
+        raise ConfigError(f"{cfg_path}: verbs must be a list and training an object")
+    return ActionNetConfig(**raw)

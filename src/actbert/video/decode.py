@@ -16,7 +16,14 @@ Time conventions (seconds, relative to the first frame of the video stream):
 * key frames are at ``k * keyframe_every_s`` for every such time before the end of the video.
 
 Any failure to open or decode is raised as :class:`VideoDecodeError`, whose message names the file and the
-reason, so a batch job can report it, skip the file and carry on.
+reason, so a batch job can report it, skip the file and carry on. That includes a file cut short: FFmpeg
+ends a truncated mp4 quietly at the cut (no decode error), so :func:`stream_video` compares the decoded span
+with the duration the stream header declares and raises when more than :func:`truncation_tolerance` is
+missing, giving both numbers.
+
+Rotation: phone videos store upright frames sideways plus a display-matrix rotation. Frames are turned
+upright (``VideoFrame.rotation``, counter-clockwise degrees) before resizing and cropping, and
+:func:`probe` reports the upright width and height, so features and boxes are those of the displayed video.
 """
 from __future__ import annotations
 
@@ -29,16 +36,18 @@ from typing import Generator, Iterator
 import av
 import numpy as np
 
+from actbert.errors import ActbertError
+
 __all__ = [
     "VideoDecodeError", "VideoInfo", "DecodeSpec", "Clip", "KeyFrame",
-    "probe", "stream_video", "read_clip", "VIDEO_EXTENSIONS",
+    "probe", "stream_video", "read_clip", "truncation_tolerance", "VIDEO_EXTENSIONS",
 ]
 
 # Extensions `actbert extract DIR` picks up; anything FFmpeg demuxes works when listed explicitly.
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(ActbertError, RuntimeError):
     """A video could not be opened or decoded; ``path`` and ``reason`` are kept for failure summaries."""
 
     def __init__(self, path: str | Path, reason: str):
@@ -104,6 +113,14 @@ class KeyFrame:
     image: np.ndarray
 
 
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without PyAV's "[Errno N] ...: 'path'" wrapping (the path is reported once, by the
+    caller): "[Errno 1094995529] Invalid data found when processing input: 'x.mp4'" -> "invalid data found
+    when processing input"."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
 def _open(path: str | Path):
     """Open a container and its first video stream, turning every PyAV/OS failure into VideoDecodeError."""
     path = Path(path)
@@ -114,7 +131,8 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path), mode="r")
     except Exception as exc:  # av.error.* (InvalidDataError, ...) and OSError
-        raise VideoDecodeError(path, f"cannot open container: {exc}") from exc
+        raise VideoDecodeError(path, f"cannot open the video ({_reason(exc)}: not a video file, or a damaged "
+                                     "one)") from exc
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(path, "no video stream")
@@ -122,6 +140,41 @@ def _open(path: str | Path):
     # Let FFmpeg decode with its own threads; frames still come out in presentation order.
     stream.thread_type = "AUTO"
     return container, stream
+
+
+def _header_video_duration(container, stream) -> float | None:
+    """The video stream's declared duration, or the container's when the video is its only stream.
+
+    A container's duration also covers audio, which may run longer than the video, so it is used for the
+    truncation check only when nothing else could have lengthened it.
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
+
+
+def truncation_tolerance(header_duration: float, native_fps: float) -> float:
+    """Seconds the decoded span may fall short of the header before the file counts as cut short.
+
+    Two native frames or 0.5 s absorb B-frame / edit-list rounding (measured: 0 s short on intact x264,
+    mjpeg and vp9 test files), and 2 % absorbs headers that are approximate on long videos.
+    """
+    return max(0.5, 2.0 / native_fps, 0.02 * header_duration)
+
+
+def _rotation_quarters(frame) -> int:
+    """Counter-clockwise quarter turns that make the frame upright (display-matrix rotation; 0 when none)."""
+    try:
+        rot = float(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    return int(round(rot / 90.0)) % 4
+
+
+def _upright(img: np.ndarray, quarters: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(img, quarters)) if quarters else img
 
 
 def _stream_facts(container, stream) -> tuple[float, float]:
@@ -143,11 +196,24 @@ def probe(path: str | Path) -> VideoInfo:
     try:
         duration, fps = _stream_facts(container, stream)
         width, height = stream.codec_context.width, stream.codec_context.height
+        if _stream_rotation_quarters(container, stream) % 2:  # shown sideways-rotated: report upright size
+            width, height = height, width
     finally:
         container.close()
     if not width or not height:
         raise VideoDecodeError(path, "video stream has no frame size")
     return VideoInfo(str(path), duration, fps, int(width), int(height))
+
+
+def _stream_rotation_quarters(container, stream) -> int:
+    """Rotation of the stream, read from its first decoded frame (the header's display matrix is per frame in
+    FFmpeg 7); 0 when nothing decodes, which the caller then reports on its own."""
+    try:
+        for frame in container.decode(stream):
+            return _rotation_quarters(frame)
+    except Exception:  # noqa: BLE001 - probing only; stream_video raises the real decode error
+        return 0
+    return 0
 
 
 def _decoded_frames(path, container, stream, start: float = 0.0) -> Iterator[tuple[float, "av.VideoFrame"]]:
@@ -157,7 +223,7 @@ def _decoded_frames(path, container, stream, start: float = 0.0) -> Iterator[tup
         try:  # seek to the key frame before `start`; decoding then runs forward to it
             container.seek(int((start + t0) / stream.time_base), stream=stream, backward=True, any_frame=False)
         except Exception as exc:
-            raise VideoDecodeError(path, f"seek to {start:.2f}s failed: {exc}") from exc
+            raise VideoDecodeError(path, f"seek to {start:.2f}s failed: {_reason(exc)}") from exc
     last = -math.inf
     try:
         for frame in container.decode(stream):
@@ -171,7 +237,7 @@ def _decoded_frames(path, container, stream, start: float = 0.0) -> Iterator[tup
     except VideoDecodeError:
         raise
     except Exception as exc:  # av.error.InvalidDataError and friends on truncated / corrupt data
-        raise VideoDecodeError(path, f"decode error after {max(last, 0.0):.2f}s: {exc}") from exc
+        raise VideoDecodeError(path, f"decode error after {max(last, 0.0):.2f}s: {_reason(exc)}") from exc
 
 
 def _square(frame: "av.VideoFrame", resize: int, crop: int) -> np.ndarray:
@@ -179,7 +245,8 @@ def _square(frame: "av.VideoFrame", resize: int, crop: int) -> np.ndarray:
     w, h = frame.width, frame.height
     scale = resize / min(w, h)
     nw, nh = max(resize, round(w * scale)), max(resize, round(h * scale))
-    img = frame.reformat(width=nw, height=nh, format="rgb24").to_ndarray()
+    img = _upright(frame.reformat(width=nw, height=nh, format="rgb24").to_ndarray(), _rotation_quarters(frame))
+    nh, nw = img.shape[:2]
     y, x = (nh - crop) // 2, (nw - crop) // 2
     return np.ascontiguousarray(img[y:y + crop, x:x + crop])
 
@@ -189,8 +256,10 @@ def _keyframe_image(frame: "av.VideoFrame", max_side: int | None) -> np.ndarray:
     w, h = frame.width, frame.height
     if max_side and max(w, h) > max_side:
         s = max_side / max(w, h)
-        return frame.reformat(width=max(1, round(w * s)), height=max(1, round(h * s)), format="rgb24").to_ndarray()
-    return frame.to_ndarray(format="rgb24")
+        img = frame.reformat(width=max(1, round(w * s)), height=max(1, round(h * s)), format="rgb24").to_ndarray()
+    else:
+        img = frame.to_ndarray(format="rgb24")
+    return _upright(img, _rotation_quarters(frame))
 
 
 class _Resampler:
@@ -305,6 +374,10 @@ def _stream(path, container, stream, spec: DecodeSpec) -> Generator[Clip | KeyFr
         raise VideoDecodeError(path, "no decodable video frames")
     # The decoded end of the video is the last frame's time plus one native frame period.
     duration = last_t + 1.0 / native_fps
+    declared = _header_video_duration(container, stream)
+    if declared and declared - duration > truncation_tolerance(declared, native_fps):
+        raise VideoDecodeError(path, f"truncated: decoded {duration:.2f} s of the {declared:.2f} s its header declares "
+                                     f"({declared - duration:.2f} s missing; file cut short?)")
     for kt, kf in keys.finish(duration):
         yield KeyFrame(kt, _keyframe_image(kf, spec.keyframe_max_side))
     for _, gf in grid.finish(duration):

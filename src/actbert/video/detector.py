@@ -13,7 +13,6 @@ detector for 3 object kinds has `num_classes=4` and `class_names[0] == "__backgr
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, nms
 
+from actbert.errors import ConfigError, InputError, read_json, read_safetensors, torch_load_weights
 from actbert.utils import atomic_path, atomic_write_json
 
 __all__ = [
@@ -156,17 +156,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         path = path / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"detector weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated / corrupt files raise many different types
-        raise ValueError(f"cannot read detector weights {path}: {type(exc).__name__}: {exc}") from exc
+    if path.suffix == ".safetensors":
+        return read_safetensors(path, "detector weights")
+    state = torch_load_weights(path, "detector weights")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # torchvision reference-training checkpoints wrap the weights
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+        raise InputError(path, "does not hold a state dict of tensors")
     return state
 
 
@@ -202,8 +198,8 @@ def load_detector_weights(model: tvd.FasterRCNN, backbone: str, weights: str | o
     problems += [f"missing tensor {k}" for k in missing]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ValueError(f"detector weights {path} do not fit backbone {backbone!r} "
-                         f"with {model.roi_heads.box_predictor.cls_score.out_features} classes: {shown}")
+        raise InputError(path, f"detector weights do not fit backbone {backbone!r} "
+                               f"with {model.roi_heads.box_predictor.cls_score.out_features} classes: {shown}")
     model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
     return {"skipped": skipped}
 
@@ -368,13 +364,23 @@ def load_region_extractor(directory: str | os.PathLike, top_k: int | None = None
     cfg_path = d / CONFIG_FILE
     if not cfg_path.is_file():
         raise FileNotFoundError(f"no region extractor at {d}: {cfg_path} is missing")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        backbone, num_classes = cfg["backbone"], int(cfg["num_classes"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid region extractor config {cfg_path}: {exc}") from exc
-    if cfg.get("format") != FORMAT:
-        raise ValueError(f"{cfg_path} is not a region extractor config (format={cfg.get('format')!r})")
+    cfg = read_json(cfg_path)
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ConfigError(f"{cfg_path} is not a region extractor config (format={got!r})")
+    backbone, num_classes = cfg.get("backbone"), cfg.get("num_classes")
+    if not isinstance(backbone, str) or backbone not in BACKBONES:
+        raise ConfigError(f"{cfg_path}: backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 100_000:
+        raise ConfigError(f"{cfg_path}: num_classes must be an integer in [1, 100000], got {num_classes!r}")
+    for k, lo, hi in (("min_size", 1, 16384), ("max_size", 1, 16384), ("top_k", 1, 10_000)):
+        v = cfg.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            raise ConfigError(f"{cfg_path}: {k} must be an integer in [{lo}, {hi}], got {v!r}")
+    for k in ("score_thresh", "nms_thresh"):
+        v = cfg.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+            raise ConfigError(f"{cfg_path}: {k} must be a number in [0, 1], got {v!r}")
     model = build_detector(backbone, num_classes, min_size=cfg.get("min_size"), max_size=cfg.get("max_size"))
     load_detector_weights(model, backbone, d / WEIGHTS_FILE, allow_new_predictor=False)
     return RegionExtractor(model, top_k=cfg.get("top_k", 10) if top_k is None else top_k,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +29,8 @@ from actbert.video.decode import VIDEO_EXTENSIONS, Clip, DecodeSpec, VideoDecode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "shard_of", "part_name",
-           "default_spec"]
+__all__ = ["ExtractSummary", "extract_features", "list_videos", "video_id_of", "video_ids", "shard_of", "split_by_shard",
+           "part_name", "default_spec"]
 
 
 def video_id_of(path: str | Path) -> str:
@@ -37,9 +38,44 @@ def video_id_of(path: str | Path) -> str:
     return Path(path).stem
 
 
+def video_ids(paths: Iterable[str | Path]) -> dict[Path, str]:
+    """Absolute path -> id of every distinct video file of `paths`. The id is the file name without its
+    extension (`video_id_of`), except for same-named files in different folders: those are told apart by
+    their folders below the folder they share, joined with "__" ("a/cook.mp4", "b/cook.mp4" -> "a__cook",
+    "b__cook"; a path separator would make ids unusable in file names such as plots)."""
+    files = list(dict.fromkeys(Path(p).expanduser().resolve() for p in paths))  # one entry per file
+    by_stem: dict[str, list[Path]] = {}
+    for f in files:
+        by_stem.setdefault(f.stem, []).append(f)
+    ids: dict[Path, str] = {}
+    for stem, group in by_stem.items():
+        if len(group) == 1:
+            ids[group[0]] = stem
+            continue
+        root = Path(os.path.commonpath([str(f.parent) for f in group]))
+        rel = [f.relative_to(root) for f in group]
+        keep_suffix = len({r.with_suffix("") for r in rel}) < len(rel)  # cook.mp4 + cook.mkv in one folder
+        for f, r in zip(group, rel):
+            ids[f] = "__".join((r if keep_suffix else r.with_suffix("")).parts)
+    return ids
+
+
 def shard_of(video_id: str, num_shards: int) -> int:
     """Stable shard of a video id: the same on every machine and Python run (unlike ``hash()``)."""
     return int.from_bytes(hashlib.sha1(video_id.encode("utf-8")).digest()[:8], "big") % num_shards
+
+
+def split_by_shard(paths: Iterable[Path], num_shards: int, shard_index: int) -> tuple[dict[str, Path], int]:
+    """This shard's videos by id (`video_ids`: same-named files in different folders get distinct ids,
+    a file listed twice is one video), and the number left to other shards."""
+    mine: dict[str, Path] = {}
+    others = 0
+    for p, vid in video_ids(paths).items():
+        if shard_of(vid, num_shards) != shard_index:
+            others += 1
+        else:
+            mine[vid] = p
+    return mine, others
 
 
 def part_name(num_shards: int, shard_index: int) -> str:
@@ -216,15 +252,7 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
     spec = spec or default_spec(action_net)
     summary = ExtractSummary(part=part_name(num_shards, shard_index))
     timer = _Timer(decode=0.0, action=0.0, region=0.0, write=0.0)
-    mine: dict[str, Path] = {}
-    for p in paths:
-        vid = video_id_of(p)
-        if shard_of(vid, num_shards) != shard_index:
-            summary.other_shards += 1
-        elif vid in mine and mine[vid] != p:
-            summary.failed.append((vid, str(p), f"duplicate video id (also {mine[vid]})"))
-        else:
-            mine[vid] = p
+    mine, summary.other_shards = split_by_shard(paths, num_shards, shard_index)
 
     with StoreWriter(store_root, part=summary.part, shard_videos=shard_videos,
                      meta=_meta(action_net, region_extractor, spec)) as writer:
@@ -244,8 +272,11 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
             except VideoDecodeError as exc:
                 summary.failed.append((vid, exc.path, exc.reason))
                 writer.record_failure(vid, exc.path, exc.reason)
-                log.warning("skipping %s", exc)
-        bar = tqdm(total=sum(d for *_, d in todo), desc=f"extract {summary.part}", unit="video-s",
+                log.info("skipping %s", exc)  # reported once, by the caller, from summary.failed
+        # one rate on the bar (tqdm's, in seconds of video per second); the store part is a file name, not
+        # something to show: a sharded run says which shard it is
+        desc = "extract" if num_shards == 1 else f"extract shard {shard_index + 1}/{num_shards}"
+        bar = tqdm(total=sum(d for *_, d in todo), desc=desc, unit="video-s",
                    disable=not progress, dynamic_ncols=True,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} video-s [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
         for vid, p, size, header_duration in todo:
@@ -267,15 +298,13 @@ def extract_features(videos: Iterable[str | Path] | str | Path, store_root: str 
                 reason = exc.reason if isinstance(exc, VideoDecodeError) else str(exc)
                 summary.failed.append((vid, str(p), reason))
                 writer.record_failure(vid, p, reason)
-                log.warning("skipping %s: %s", p, reason)
+                log.info("skipping %s: %s", p, reason)  # reported once, by the caller, from summary.failed
                 bar.update(max(0.0, header_duration - shown[0]))
                 continue
             bar.update(max(0.0, header_duration - shown[0]))
             summary.done.append(vid)
             summary.seconds_of_video += feats.duration
-            wall = time.perf_counter() - t_start
-            bar.set_postfix(videos=len(summary.done), failed=len(summary.failed),
-                            rate=f"{summary.seconds_of_video / wall:.2f} video-s/s")
+            bar.set_postfix(videos=len(summary.done), failed=len(summary.failed))
         bar.close()
         t = time.perf_counter()
     timer.add("write", t)  # the final flush of the last shard

@@ -6,13 +6,12 @@ title, wikiHow url, number of steps, comma-separated ordered steps), `videos.csv
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from actbert.data.formats.errors import FormatError, to_float, to_int
+from actbert.data.formats.errors import FormatError, clip_repr, csv_records, to_float, to_int, utf8_lines
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,7 @@ class CrossTaskSplit:
 def read_crosstask_tasks(path: str | Path, primary: bool = True) -> dict[str, CrossTaskTask]:
     """Tasks of one task file (file order); the declared step count must match the step list."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        lines = [x.rstrip("\n\r") for x in f]
+    lines = [x.rstrip("\n\r") for _, x in utf8_lines(path)]
     tasks: dict[str, CrossTaskTask] = {}
     i = 0
     while i < len(lines):
@@ -88,13 +86,12 @@ def read_crosstask_videos(path: str | Path) -> list[CrossTaskVideo]:
     """`task_id,youtube_id,url` rows (no header) in file order."""
     path = Path(path)
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not x.strip() for x in row):
-                continue
-            if len(row) != 3 or not row[0].strip() or not row[1].strip():
-                raise FormatError(path, lineno, f"expected task_id,youtube_id,url, got {row}")
-            out.append(CrossTaskVideo(row[0].strip(), row[1].strip(), row[2].strip()))
+    for lineno, row in csv_records(path):
+        if not row or all(not x.strip() for x in row):
+            continue
+        if len(row) != 3 or not row[0].strip() or not row[1].strip():
+            raise FormatError(path, lineno, f"expected task_id,youtube_id,url, got {clip_repr(row)}")
+        out.append(CrossTaskVideo(row[0].strip(), row[1].strip(), row[2].strip()))
     return out
 
 
@@ -102,19 +99,18 @@ def read_crosstask_annotation(path: str | Path, n_steps: int | None = None) -> l
     """Steps of one `<task>_<video>.csv` (`step,start,end`); steps must lie in 1..n_steps when given."""
     path = Path(path)
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not x.strip() for x in row):
-                continue
-            if len(row) != 3:
-                raise FormatError(path, lineno, f"expected step,start,end, got {row}")
-            step = to_int(row[0], path, lineno, "step")
-            start, end = to_float(row[1], path, lineno, "start"), to_float(row[2], path, lineno, "end")
-            if step < 1 or n_steps is not None and step > n_steps:
-                raise FormatError(path, lineno, f"step {step} outside 1..{n_steps if n_steps else '?'}")
-            if end < start:
-                raise FormatError(path, lineno, f"end {end} is before start {start}")
-            out.append(CrossTaskStep(step, start, end))
+    for lineno, row in csv_records(path):
+        if not row or all(not x.strip() for x in row):
+            continue
+        if len(row) != 3:
+            raise FormatError(path, lineno, f"expected step,start,end, got {clip_repr(row)}")
+        step = to_int(row[0], path, lineno, "step")
+        start, end = to_float(row[1], path, lineno, "start"), to_float(row[2], path, lineno, "end")
+        if step < 1 or n_steps is not None and step > n_steps:
+            raise FormatError(path, lineno, f"step {step} outside 1..{n_steps if n_steps else '?'}")
+        if end < start:
+            raise FormatError(path, lineno, f"end {end} is before start {start}")
+        out.append(CrossTaskStep(step, start, end))
     return out
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from actbert.errors import ActbertError, InputError, loads_json, read_json
 
-class FormatError(ValueError):
+
+class FormatError(ActbertError, ValueError):
     """A malformed benchmark file: `path`, 1-based `line` (None when the whole file is at fault), `message`."""
 
     def __init__(self, path: str | Path, line: int | None, message: str):
@@ -46,6 +48,39 @@ class ReadReport:
         return sum(self.counts.values())
 
 
+def utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """`(line number, text with its line ending)` of a UTF-8 file; a line that is not UTF-8 is a FormatError
+    naming that line (Python's own UnicodeDecodeError gives a byte offset into a buffer, no line)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(path, lineno, f"not valid UTF-8 (byte {raw[e.start:e.start + 1]!r} at column "
+                                                f"{e.start + 1}); save the file as UTF-8") from None
+
+
+def csv_records(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """`(line where the record starts, fields)` of a csv file; csv errors (an unclosed quote, a field over
+    the csv module's size limit, a NUL byte) and invalid UTF-8 are FormatErrors naming the line."""
+    path = Path(path)
+    lines = utf8_lines(path)
+    # strict: a quote left open at the end of the file is an error, not a last field that swallowed the rest
+    reader = csv.reader((text for _, text in lines), strict=True)
+    start = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise FormatError(path, start, f"csv: {e} (an unclosed quote runs to the end of the file)"
+                              if "unexpected end of data" in str(e) or "EOF" in str(e) else f"csv: {e}") from None
+        yield start, fields
+        start = reader.line_num + 1
+
+
 def read_csv_rows(path: str | Path, required: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield `(line_number, row)` of a csv with a header that must contain the `required` columns.
 
@@ -53,25 +88,27 @@ def read_csv_rows(path: str | Path, required: list[str]) -> Iterator[tuple[int, 
     user sees in an editor. A row with the wrong number of fields is a FormatError.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise FormatError(path, 1, "empty file, expected a csv header") from None
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise FormatError(path, 1, f"header {header} lacks column(s) {missing}")
-        line = reader.line_num + 1
-        for fields in reader:
-            start_line = line
-            line = reader.line_num + 1
-            if not fields or all(not x.strip() for x in fields):
-                continue  # blank lines (e.g. a trailing newline) carry no row
-            if len(fields) != len(header):
-                raise FormatError(path, start_line, f"expected {len(header)} fields {header}, got {len(fields)}: {fields}")
-            yield start_line, dict(zip(header, fields))
+    records = csv_records(path)
+    first = next(records, None)
+    if first is None:
+        raise FormatError(path, 1, "empty file, expected a csv header")
+    header = [h.strip().lstrip("\ufeff") for h in first[1]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise FormatError(path, 1, f"header {header} lacks column(s) {missing}")
+    for start_line, fields in records:
+        if not fields or all(not x.strip() for x in fields):
+            continue  # blank lines (e.g. a trailing newline) carry no row
+        if len(fields) != len(header):
+            raise FormatError(path, start_line, f"expected {len(header)} fields {header}, got {len(fields)}: "
+                                                f"{clip_repr(fields)}")
+        yield start_line, dict(zip(header, fields))
+
+
+def clip_repr(value, limit: int = 200) -> str:
+    """repr of a value cut to `limit` characters: a 50 MB field must not become a 50 MB error line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def to_float(value, path: str | Path, line: int | None, what: str) -> float:
@@ -79,16 +116,16 @@ def to_float(value, path: str | Path, line: int | None, what: str) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise FormatError(path, line, f"{what} must be a number, got {value!r}") from None
+        raise FormatError(path, line, f"{what} must be a number, got {clip_repr(value)}") from None
     if not math.isfinite(x):
-        raise FormatError(path, line, f"{what} must be finite, got {value!r}")
+        raise FormatError(path, line, f"{what} must be finite, got {clip_repr(value)}")
     return x
 
 
 def to_int(value, path: str | Path, line: int | None, what: str) -> int:
     """Parse an integer (also from a string such as "113") or raise FormatError."""
     if isinstance(value, bool):
-        raise FormatError(path, line, f"{what} must be an integer, got {value!r}")
+        raise FormatError(path, line, f"{what} must be an integer, got {clip_repr(value)}")
     try:
         if isinstance(value, float):
             if not value.is_integer():
@@ -96,19 +133,24 @@ def to_int(value, path: str | Path, line: int | None, what: str) -> int:
             return int(value)
         return int(str(value).strip())
     except (TypeError, ValueError):
-        raise FormatError(path, line, f"{what} must be an integer, got {value!r}") from None
+        raise FormatError(path, line, f"{what} must be an integer, got {clip_repr(value)}") from None
 
 
 def load_json(path: str | Path):
-    """Parse a json file; a syntax error becomes a FormatError with the decoder's line."""
-    import json
+    """Parse a json file; invalid UTF-8, syntax errors, too-deep nesting and duplicate keys are FormatErrors
+    with the line (see `actbert.errors.read_json`)."""
+    try:
+        return read_json(path)
+    except InputError as e:
+        raise FormatError(e.path, e.line, e.problem) from None
 
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise FormatError(path, e.lineno, f"invalid json: {e.msg} (column {e.colno})") from None
+
+def load_json_line(path: str | Path, lineno: int, text: str):
+    """One record of a JSON-lines file, with the same checks as `load_json`."""
+    try:
+        return loads_json(text, path, lineno)
+    except InputError as e:
+        raise FormatError(e.path, e.line, e.problem) from None
 
 
 def line_of(path: str | Path, needle: str) -> int | None:

@@ -1,11 +1,11 @@
 """MSR-VTT: the 1k-A retrieval csv, training-id lists, `MSRVTT_data.json` and the multiple-choice jsonl."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actbert.data.formats.errors import FormatError, json_error, load_json, read_csv_rows, to_int
+from actbert.data.formats.errors import (FormatError, clip_repr, json_error, load_json, load_json_line, read_csv_rows,
+                                        to_int, utf8_lines)
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ def read_msrvtt_ids(path: str | Path) -> list[str]:
     a training list with repeats would silently over-weight those videos.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = [text.rstrip("\r\n") for _, text in utf8_lines(path)]
     if not lines:
         raise FormatError(path, 1, "empty id list")
     header = [h.strip().lstrip("\ufeff") for h in lines[0].split(",")]
@@ -153,23 +152,28 @@ def read_msrvtt_mc(path: str | Path) -> list[McQuestion]:
     """Multiple-choice jsonl: one `{"qid", "clip_name", "answer": "0", "options": [...]}` per line."""
     path = Path(path)
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                q = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise FormatError(path, lineno, f"invalid json: {e.msg}") from None
-            if not isinstance(q, dict) or not {"qid", "clip_name", "answer", "options"} <= q.keys():
-                raise FormatError(path, lineno, "a question needs 'qid', 'clip_name', 'answer' and 'options'")
-            opts = q["options"]
-            if not isinstance(opts, list) or len(opts) < 2 or not all(isinstance(o, str) for o in opts):
-                raise FormatError(path, lineno, "'options' must be a list of at least 2 strings")
-            answer = to_int(q["answer"], path, lineno, "answer")
-            if not 0 <= answer < len(opts):
-                raise FormatError(path, lineno, f"answer {answer} is not an index of the {len(opts)} options")
-            out.append(McQuestion(str(q["qid"]), str(q["clip_name"]), answer, tuple(opts), str(q.get("title", ""))))
+    seen: dict[str, int] = {}
+    for lineno, text in utf8_lines(path):
+        if not text.strip():
+            continue
+        q = load_json_line(path, lineno, text)
+        if not isinstance(q, dict) or not {"qid", "clip_name", "answer", "options"} <= q.keys():
+            raise FormatError(path, lineno, "a question needs 'qid', 'clip_name', 'answer' and 'options'")
+        qid, clip = q["qid"], q["clip_name"]
+        if isinstance(qid, bool) or not isinstance(qid, (str, int)) or str(qid).strip() == "":
+            raise FormatError(path, lineno, f"'qid' must be a non-empty string or integer, got {clip_repr(qid)}")
+        if not isinstance(clip, str) or not clip.strip():  # null / "" would score against no video at all
+            raise FormatError(path, lineno, f"'clip_name' must be a non-empty string, got {clip_repr(clip)}")
+        if str(qid) in seen:  # a repeat would be scored twice and skew the accuracy
+            raise FormatError(path, lineno, f"duplicate qid {qid!r} (first on line {seen[str(qid)]})")
+        seen[str(qid)] = lineno
+        opts = q["options"]
+        if not isinstance(opts, list) or len(opts) < 2 or not all(isinstance(o, str) for o in opts):
+            raise FormatError(path, lineno, "'options' must be a list of at least 2 strings")
+        answer = to_int(q["answer"], path, lineno, "answer")
+        if not 0 <= answer < len(opts):
+            raise FormatError(path, lineno, f"answer {answer} is not an index of the {len(opts)} options")
+        out.append(McQuestion(str(qid), clip, answer, tuple(opts), str(q.get("title", ""))))
     return out
 
 
