@@ -178,3 +178,16 @@ def test_damaged_video_is_skipped_and_counted(store, tmp_path):
                             CorpusConfig(on_bad_video="raise"))
     with pytest.raises(ValueError, match=r"'a'.*non-finite.*'action'"):
         strict[0]
+
+
+def test_held_out_videos_topped_up_to_two():
+    from actbert.data.corpus import held_out_videos
+
+    ids = [f"vid{i:04d}" for i in range(40)]
+    hashed = {v for v in ids if split_of(v, 0.1, 0) == "val"}
+    held = held_out_videos(ids, 0.1, 0)
+    assert hashed <= held and len(held) == max(2, len(hashed))
+    assert held_out_videos(ids, 0.1, 0) == held  # stable
+    assert held_out_videos(ids, 0.0, 0) == set()
+    assert len(held_out_videos(["a", "b"], 0.5, 0)) == 1  # one video always stays for training
+    assert len(held_out_videos(ids, 0.9, 3)) == len({v for v in ids if split_of(v, 0.9, 3) == "val"})

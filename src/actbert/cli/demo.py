@@ -15,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
     add_out(parser, "output folder (world, models, report)", required=False, default="demo_out")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world and every training stage")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the world and every training stage (default 0)")
+    parser.add_argument("--seeds", default=None, metavar="SPEC",
+                        help="several worlds, e.g. 0-4 (also 0,2,7): one demo per seed in DIR/seed-N, then one "
+                             "summary table in DIR/summary.md (targets met per task, mean difference and spread)")
     add_no_progress(parser, "hide progress bars and stage messages")
     parser.add_argument("--spoken", action="store_true",
                         help="instead of the demo: speak the world's narration into the videos (eSpeak NG), "
@@ -32,23 +35,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from actbert.demo import run_demo
-
-    from actbert.demo import get_demo_config
+    from actbert.demo import get_demo_config, run_demo, run_demos
+    from actbert.demo.summary import parse_seeds
 
     overrides = {} if args.processes is None else {"processes": args.processes}
     if args.processes is not None and args.processes < 1:
         raise SystemExit(f"--processes must be >= 1, got {args.processes}")
+    config = get_demo_config(args.quick, **overrides)
+    if args.seeds is not None and args.seed is not None:
+        raise SystemExit("give --seed (one world) or --seeds (several), not both")
     if args.spoken:
+        if args.seeds is not None:
+            raise SystemExit("--spoken runs one world: give --seed, not --seeds")
         from actbert.demo.spoken import run_spoken_demo
 
-        results, records, seconds = run_spoken_demo(args.out, get_demo_config(args.quick, **overrides), seed=args.seed,
+        results, records, seconds = run_spoken_demo(args.out, config, seed=args.seed or 0,
                                                     progress=not args.no_progress, force=args.force)
         print("\n".join(results["table"]))
         print(f"results: {args.out}/spoken/results.json; total {seconds:.1f} s")
         return 0
-    result = run_demo(args.out, seed=args.seed, progress=not args.no_progress, force=args.force,
-                      config=get_demo_config(args.quick, **overrides))
+    if args.seeds is not None:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        many = run_demos(args.out, seeds, progress=not args.no_progress, force=args.force, config=config)
+        print(f"\n{many.summary.read_text()}\nsummary: {many.summary}\nper world: {args.out}/seed-N/report.md")
+        return 0
+    result = run_demo(args.out, seed=args.seed or 0, progress=not args.no_progress, force=args.force, config=config)
     print(f"\nreport: {result.report}\nresults: {result.results_json}")
     print("targets:")
     for t in json.loads(result.results_json.read_text())["targets"]:

@@ -70,8 +70,30 @@ class CorpusConfig:
 
 def split_of(video_id: str, val_fraction: float, seed: int = 0) -> str:
     """'val' or 'train' from a seeded hash of the id: stable across runs, machines and corpus sizes."""
-    h = int(hashlib.sha1(f"{seed}:{video_id}".encode()).hexdigest()[:12], 16) / 16**12
-    return "val" if h < val_fraction else "train"
+    return "val" if _split_hash(video_id, seed) < val_fraction else "train"
+
+
+def _split_hash(video_id: str, seed: int) -> float:
+    """A seeded hash of the id in [0, 1)."""
+    return int(hashlib.sha1(f"{seed}:{video_id}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def held_out_videos(video_ids: Sequence[str], val_fraction: float, seed: int = 0, min_videos: int = 2) -> set[str]:
+    """The videos `split_of` holds out, topped up to `min_videos` (the next-lowest hashes) while at least
+    one video stays for training; none when `val_fraction` is 0.
+
+    Why a minimum: held-out matching pairs a clip with another *video's* caption, so a one-video held-out
+    split has no negatives and its matching accuracy measures one class only (a 39-video demo corpus at
+    10 % held out one video for two of five seeds).
+    """
+    if val_fraction <= 0:
+        return set()
+    ids = sorted(set(video_ids))
+    held = {v for v in ids if split_of(v, val_fraction, seed) == "val"}
+    room = min(min_videos, len(ids) - 1) - len(held)
+    if room > 0:
+        held |= set(sorted((v for v in ids if v not in held), key=lambda v: _split_hash(v, seed))[:room])
+    return held
 
 
 def _label_many(vocab: Any, texts: list[str]) -> list[int | None]:

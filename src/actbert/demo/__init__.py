@@ -1,7 +1,8 @@
 """`actbert demo`: the whole system on a world generated on the spot, with evidence that the model learns.
 
-    from actbert.demo import run_demo
+    from actbert.demo import run_demo, run_demos
     result = run_demo("demo_out", quick=True)     # -> DemoResult: report.md, results.json, plots
+    many = run_demos("demo_seeds", [0, 1, 2, 3, 4])  # one world per seed + summary.md / summary.json
 
 Stages (each cached under `<out>/stages/`, so a rerun skips what finished): generate the world -> mine
 verbs from the TRAIN narration -> train the action network (tiny3d) -> train the region detector (tiny)
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from actbert.demo.config import PRESETS, DemoConfig, get_demo_config
 
-__all__ = ["DemoConfig", "DemoResult", "PRESETS", "get_demo_config", "run_demo"]
+__all__ = ["DemoConfig", "DemoResult", "MultiDemoResult", "PRESETS", "get_demo_config", "run_demo", "run_demos"]
 
 
 @dataclass
@@ -51,3 +52,30 @@ def run_demo(out_dir: str | Path = "demo_out", quick: bool = False, seed: int = 
     finally:
         torch.set_num_threads(threads)
     return DemoResult(out, report, rjson, results, stages.records, time.perf_counter() - t0)
+
+
+@dataclass
+class MultiDemoResult:
+    out_dir: Path
+    summary: Path          # summary.md
+    summary_json: Path
+    runs: dict = field(default_factory=dict)   # seed -> DemoResult
+    data: dict = field(default_factory=dict)   # what summary.json holds
+
+
+def run_demos(out_dir: str | Path, seeds: list[int], quick: bool = False, progress: bool = True, force: bool = False,
+              config: DemoConfig | None = None) -> MultiDemoResult:
+    """`run_demo` once per seed into `out_dir/seed-<n>` (each cached and resumable), then the summary table."""
+    import json
+
+    from actbert.demo.summary import seed_dir, write_summary
+
+    if not seeds:
+        raise ValueError("run_demos needs at least one seed")
+    runs = {}
+    for s in seeds:
+        if progress:
+            print(f"[demo] === world of seed {s} ({seeds.index(s) + 1} of {len(seeds)}) ===", flush=True)
+        runs[s] = run_demo(seed_dir(out_dir, s), quick=quick, seed=s, progress=progress, force=force, config=config)
+    md, js, data = write_summary(Path(out_dir), {s: json.loads(r.results_json.read_text()) for s, r in runs.items()})
+    return MultiDemoResult(Path(out_dir), md, js, runs, data)

@@ -84,7 +84,7 @@ def localization(model, tok, world, store) -> dict:
     r = evaluate_localization(model, tok, videos, store, progress=False)
     return {"avg_recall": r["avg_recall"], "chance": r["random_baseline"]["avg_recall"],
             "chance_std": r["random_baseline"]["std"], "n_videos": r["n_videos"], "n_tasks": r["n_tasks"],
-            "skipped": len(r["skipped"])}
+            "skipped": len(r["skipped"]), "per_video": r["per_video"]}
 
 
 def qa(model, tok, world, store) -> dict:
@@ -92,7 +92,7 @@ def qa(model, tok, world, store) -> dict:
     from actbert.tasks.qa import evaluate_qa
 
     r = evaluate_qa(model, tok, read_msrvtt_mc(world.path("msrvtt_mc")), store, progress=False)
-    return {"accuracy": r["accuracy"], "chance": r["chance"], "n_questions": r["n"],
+    return {"accuracy": r["accuracy"], "chance": r["chance"], "n_questions": r["n"], "correct": r["correct"],
             **{k: r[k] for k in ("accuracy_pessimistic", "n_tied") if k in r}}
 
 
@@ -119,15 +119,25 @@ def masked_action(model, tok, world, store, out: Path, cfg: DemoConfig, seed: in
     collate = default_collator(tok, c, negative_prob=0.0)
     bs = 16
     chunks = [samples[i:i + bs] for i in range(0, len(samples), bs)]
-    batches = []
+    batches, row_videos = [], []
     for k in range(cfg.masked_eval_batches):
         batches.append(collate(chunks[k % len(chunks)], generator=torch.Generator().manual_seed(seed * 1000 + k)))
-    m = masked_metrics(model, batches, torch.device("cpu"))
+        row_videos += [s.video_id for s in chunks[k % len(chunks)]]
+    rows: list = []
+    m = masked_metrics(model, batches, torch.device("cpu"), action_rows=rows)
+    # per test video: [right, scored, right by always saying the majority verb] (intervals over videos)
+    majority = Counter(t for _, targets in rows for t in targets).most_common(1)[0][0] if rows else -1
+    per_video: dict = {}
+    for vid, (pred, targets) in zip(row_videos, rows):
+        v = per_video.setdefault(vid, [0, 0, 0])
+        v[0] += sum(p == t for p, t in zip(pred, targets))
+        v[1] += len(targets)
+        v[2] += sum(t == majority for t in targets)
     return {"action_acc": 100.0 * m.get("action_acc", float("nan")),
             "majority": 100.0 * m.get("action_majority_acc", float("nan")),
             "n_targets": m.get("action_count", 0), "mlm_acc": 100.0 * m.get("mlm_acc", float("nan")),
             "region_acc": 100.0 * m.get("region_acc", float("nan")), "windows": len(samples),
-            "chance": 100.0 / max(1, c.num_action_classes)}
+            "chance": 100.0 / max(1, c.num_action_classes), "per_video": per_video}
 
 
 def zero_shot(out: Path, cfg: DemoConfig, variant: str, seed: int) -> dict:
@@ -149,7 +159,7 @@ def _disjoint(train_ids, world) -> None:
 def finetuned(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: bool) -> dict:
     """Fine-tune retrieval, captioning and segmentation on the train split; evaluate on the test split."""
     from actbert.data.formats import read_coin
-    from actbert.metrics.captioning import caption_metrics
+    from actbert.metrics.captioning import caption_metrics, cider_per_caption
     from actbert.tasks.captioning import CaptionTrainConfig, evaluate_captioning, train_captioner, youcook2_clips
     from actbert.tasks.retrieval import finetune_retrieval, load_clips
     from actbert.tasks.segmentation import (SegmentHeadConfig, SegmentTrainConfig, coin_seg_videos,
@@ -181,9 +191,13 @@ def finetuned(out: Path, cfg: DemoConfig, variant: str, seed: int, progress: boo
     constant = Counter(c.text for c in cap_train).most_common(1)[0][0]
     refs = {i: [c.text] for i, c in enumerate(cap_test)}
     base = caption_metrics({i: constant for i in refs}, refs, protocol="corpus", meteor=cfg.caption_meteor)
+    preds = {i: rec["prediction"] for i, rec in enumerate(r["predictions"])}
     res["captioning"] = {"metrics": _caption_numbers(r["corpus"]), "chance": _caption_numbers(base),
                          "chance_rule": f"every clip captioned with the most frequent training sentence ({constant!r})",
-                         "examples": r["predictions"][:6], "n_clips": r["n_clips"]}
+                         "examples": r["predictions"][:6], "n_clips": r["n_clips"],
+                         # per test clip, for intervals over clips (the corpus CIDEr is their mean)
+                         "cider_per_clip": cider_per_caption(preds, refs),
+                         "chance_cider_per_clip": cider_per_caption({i: constant for i in refs}, refs)}
 
     # segmentation: per-second step classes (38 steps + background), windows of the whole video
     model, tok = load_variant(out, variant)

@@ -215,11 +215,9 @@ def train_regions(out: Path, cfg: DemoConfig, seed: int, progress: bool) -> dict
     world_det = out / "world" / "detection" / "coco.json"  # boxes of TRAIN videos only (docs/world.md)
     r = train_detector(world_det, fresh_dir(out / "detector"), backbone="tiny", epochs=cfg.detector_epochs,
                        batch_size=cfg.detector_batch, optimizer=cfg.detector_optimizer, seed=seed,
-                       progress=progress, top_k=cfg.detector_top_k, max_seconds=cfg.detector_max_seconds,
-                       eval_initial=False)
+                       progress=progress, top_k=cfg.detector_top_k, eval_initial=False)
     m = r.metrics
-    return {"map50": m["map50"], "epochs_run": m["epochs_run"], "steps": m["steps"],
-            "stopped_early_by_time": m["stopped_early_by_time"], "train_images": m["num_train_images"],
+    return {"map50": m["map50"], "epochs_run": m["epochs_run"], "steps": m["steps"], "train_images": m["num_train_images"],
             "val_images": m["num_val_images"]}
 
 
@@ -326,8 +324,7 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
                               lambda: mine_vocab(out, cfg))
     act = {k: getattr(cfg, k) for k in ("action_epochs", "action_batch", "action_lr", "action_resize", "action_crop")}
     res["action_net"] = stages.run("action_net", act, ["vocab"], lambda: train_action(out, cfg, seed, prog))
-    det = {k: getattr(cfg, k) for k in ("detector_epochs", "detector_batch", "detector_optimizer",
-                                        "detector_max_seconds", "detector_top_k")}
+    det = {k: getattr(cfg, k) for k in ("detector_epochs", "detector_batch", "detector_optimizer", "detector_top_k")}
     res["detector"] = stages.run("detector", det, ["world"], lambda: train_regions(out, cfg, seed, prog))
     res["extract"] = stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
                                 lambda: extract(out, cfg, prog))

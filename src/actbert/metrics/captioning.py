@@ -115,6 +115,18 @@ def _score_set(gts: dict, res: dict, meteor) -> dict:
     return out
 
 
+def cider_per_caption(predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]],
+                      punctuation: str = "split") -> list[float]:
+    """CIDEr of each caption (in `references` order), tokenized as the corpus protocol: their mean is the
+    corpus CIDEr (the document frequencies come from the whole set), so they can be resampled for intervals."""
+    from pycocoevalcap.cider.cider import Cider
+
+    _validate(predictions, references)
+    gts = {k: [normalize_caption(r, punctuation) for r in references[k]] for k in references}
+    res = {k: [normalize_caption(predictions[k], punctuation)] for k in references}
+    return [float(x) for x in Cider().compute_score(gts, res)[1]]
+
+
 def _ptb_tokenize(predictions: Mapping, references: Mapping) -> tuple[dict, dict]:
     """PTB-tokenize predictions and references in one Java call; returns (gts, res) keyed like the inputs."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer

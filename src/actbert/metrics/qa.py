@@ -18,7 +18,7 @@ def mc_accuracy(scores, answers) -> dict:
     """Accuracy (percent) of choosing the top-scoring candidate.
 
     `scores` `[Q, C]` (C = 5 for MSR-VTT MC; any C >= 2 accepted), `answers` `[Q]` 0-based indices.
-    Returns ``accuracy, accuracy_pessimistic, n, n_correct, n_tied, unit``.
+    Returns ``accuracy, accuracy_pessimistic, n, correct, n_correct, n_tied, unit``; ``correct`` is 0/1 per question.
     """
     scores = np.asarray(scores)
     answers = np.asarray(answers)
@@ -45,6 +45,7 @@ def mc_accuracy(scores, answers) -> dict:
         "accuracy": float(100.0 * correct.mean()),
         "accuracy_pessimistic": float(100.0 * correct_pess.mean()),
         "n": int(n),
+        "correct": correct.astype(int).tolist(),  # per question, for paired intervals (metrics.bootstrap)
         "n_correct": int(correct.sum()),
         "n_tied": int(tied.sum()),
         "unit": "percent",

@@ -116,11 +116,18 @@ def evaluate_localization(model, tokenizer, videos: Sequence[LocVideo], store, w
         raise ValueError(f"all {len(videos)} videos were shorter than their task's number of steps")
     model_r = crosstask_recall(pred, gt)
     base_r = [crosstask_recall(b, gt)["avg_recall"] for b in base]
+    per_video = []  # hits per video, for intervals over videos (metrics.bootstrap, grouped by task)
+    for task, videos_gt in gt.items():
+        for vid, truth in videos_gt.items():
+            one = [crosstask_recall({task: {vid: p[task][vid]}}, {task: {vid: truth}})["per_task"][task]
+                   for p in (pred, *base)]
+            per_video.append({"task": task, "video": vid, "hits": one[0]["hits"], "steps": one[0]["steps"],
+                              "baseline_hits": float(np.mean([r["hits"] for r in one[1:]]))})
     return {"avg_recall": model_r["avg_recall"], "per_task": model_r["per_task"], "n_tasks": model_r["n_tasks"],
             "n_videos": model_r["n_videos"], "unit": "percent", "window_seconds": window,
             "random_baseline": {"avg_recall": float(np.mean(base_r)), "std": float(np.std(base_r)),
                                 "seeds": baseline_seeds},
-            "skipped": skipped}
+            "per_video": per_video, "skipped": skipped}
 
 
 HAS_FINETUNE = False  # `actbert finetune` explains and exits 2, whatever options it is given

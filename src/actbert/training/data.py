@@ -72,7 +72,7 @@ def build_corpus_run(store: str | Path, captions: str | Path, vocab: str | Path,
     Tokenizer: the BERT folder's vocab.txt with `init_text`; else `tokenizer_dir`; else, on resume, the run
     folder's own vocab.txt; else a WordPiece vocabulary trained on the training captions.
     """
-    from actbert.data.corpus import CorpusConfig, NarratedCorpus
+    from actbert.data.corpus import CorpusConfig, NarratedCorpus, held_out_videos
     from actbert.data.formats.howto100m import read_captions
     from actbert.data.store import FeatureStore
     from actbert.data.tokenizer import WordPieceTokenizer
@@ -90,8 +90,10 @@ def build_corpus_run(store: str | Path, captions: str | Path, vocab: str | Path,
     dims = {k: int(fs.meta[k]) for k in ("action_feat_dim", "region_feat_dim", "num_region_classes")}
     dims["num_action_classes"] = len(actions)
     base = get_preset(preset)
+    # explicit lists: the hash split topped up to two held-out videos (held-out matching needs another video)
+    held = held_out_videos([v for v in caps if v in fs], val_fraction, seed)
     corpus_cfg = dict(max_actions=base.max_actions, max_regions=base.max_regions, val_fraction=val_fraction,
-                      split_seed=seed)
+                      split_seed=seed, val_ids=sorted(held), train_ids=sorted(v for v in caps if v not in held))
     train = NarratedCorpus(fs, caps, actions, CorpusConfig(split="train", **corpus_cfg))
     if len(train) == 0:
         raise ValueError(f"the training corpus is empty: no caption window of {captions} overlaps a video of the "

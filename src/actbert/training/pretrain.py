@@ -362,6 +362,7 @@ class _Evaluator:
         self.tc, self.cfg, self.info, self.autocast = tc, cfg, info, autocast
         self.batches: list | None = None
         self.clean: dict | None = None
+        self.clean_videos: list = []
 
     def _prepare(self) -> None:
         n, b = len(self.data), self.tc.batch_size
@@ -376,8 +377,9 @@ class _Evaluator:
             check_batch(batch, self.cfg, f"evaluation batch {i}")
             self.batches.append(batch)
         if self.retrieval_collate is not None and self.tc.eval_retrieval >= 2 and n >= 2:
-            self.clean = seeded_call(self.retrieval_collate, _distinct_videos(self.data, order, self.tc.eval_retrieval),
-                                     EVAL_SEED, False)
+            picked = _distinct_videos(self.data, order, self.tc.eval_retrieval)
+            self.clean = seeded_call(self.retrieval_collate, picked, EVAL_SEED, False)
+            self.clean_videos = [getattr(s, "video_id", i) for i, s in enumerate(picked)]
 
     def run(self) -> dict[str, float]:
         result: dict[str, float] = {}
@@ -387,7 +389,8 @@ class _Evaluator:
                     self._prepare()
                 result = masked_metrics(self.module, self.batches, self.info.device, self.autocast)
                 if self.clean is not None:
-                    result.update(zero_shot_retrieval(self.module, self.clean, self.info.device, self.autocast))
+                    result.update(zero_shot_retrieval(self.module, self.clean, self.info.device, self.autocast,
+                                                      self.clean_videos))
         D.barrier(self.info)
         return result
 
