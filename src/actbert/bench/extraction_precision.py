@@ -18,15 +18,6 @@ from pathlib import Path
 import numpy as np
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of mean(b - a) over queries resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    d = np.asarray(b, float) - np.asarray(a, float)
-    idx = rng.integers(0, len(d), (samples, len(d)))
-    means = d[idx].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def feature_difference(store_a, store_b) -> dict:
     """Relative L2 difference of the action (and region) features, video by video."""
     rel = {"action": [], "region": []}
@@ -45,6 +36,7 @@ def run(demo: Path, variant: str, workdir: Path) -> dict:
     from actbert.data.store import FeatureStore
     from actbert.demo.evaluate import TIE_POLICY, zero_shot_retrieval
     from actbert.demo.steps import load_variant
+    from actbert.metrics.bootstrap import paired_bootstrap
     from actbert.metrics.retrieval import ranks
     from actbert.tasks.retrieval import load_clips, retrieval_scores
     from actbert.video.action_net import load_action_net
@@ -76,11 +68,10 @@ def run(demo: Path, variant: str, workdir: Path) -> dict:
             out[name] = {"R1_two_stage": res["t2v"]["R1"], "R1_by_scorer": res["R1_by_scorer"],
                          "ranks_two_stage": res["ranks"], "ranks_exhaustive": r.tolist()}
     for scorer in ("two-stage", "exhaustive"):
-        a, b = hits["float32"][scorer], hits["bf16"][scorer]
-        lo, hi = paired_bootstrap(a, b)
+        boot = paired_bootstrap(hits["bf16"][scorer], hits["float32"][scorer])  # bf16 - float32, per query
         key = "ranks_two_stage" if scorer == "two-stage" else "ranks_exhaustive"
         changed = int(np.sum(np.asarray(out["float32"][key]) != np.asarray(out["bf16"][key])))
-        out[f"delta_R1_{scorer}"] = {"points": 100 * float(b.mean() - a.mean()), "ci95": [100 * lo, 100 * hi],
+        out[f"delta_R1_{scorer}"] = {"points": 100 * boot["diff"], "ci95": [100 * boot["low"], 100 * boot["high"]],
                                      "queries_whose_rank_changed": changed}
     return out
 
