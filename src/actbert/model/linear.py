@@ -1,13 +1,14 @@
 """`Linear`: `nn.Linear` whose fp32 CPU matmuls (forward and both backward products) go through oneDNN.
 
-Why our own: PyTorch's CPU wheels route an fp32 `nn.Linear` to MKL's sgemm. On AMD CPUs MKL runs its
-generic AVX2 kernels, and at the model's training shapes (a few hundred rows: batch 8 x 36 words) it
-reached 1.1-1.3x less throughput per core than oneDNN's AVX-512 kernels, 1.3-1.7x less on two threads,
-measured side by side (docs/performance.md, "Where the time goes"). oneDNN ships inside PyTorch and is
-reached through `torch.ops.mkldnn._linear_pointwise` (the op TorchInductor uses for CPU linears), which
-has no autograd formula, so `_OneDNNLinear` supplies one: dx = dy W and dW = dy^T x are the same op on
-transposed views. Arithmetic stays fp32 (oneDNN's fp32 matmul, not a bf16/tf32 shortcut): results differ
-from MKL's only in summation order, ~1e-6 relative.
+Why our own: PyTorch's CPU wheels route an fp32 `nn.Linear` to MKL's sgemm, which is known to pick
+generic code paths on non-Intel CPUs. On this project's AMD CPU, at the model's training shapes (a few
+hundred rows: batch 8 x 36 words), MKL reached 58-81 GFLOP/s per core and oneDNN 76-96 on the same
+products, interleaved in one process. For the whole training step the gain is small (0-5 % on two
+threads, 3-9 % on one, docs/performance.md "Where the time goes"): the rest of the step does not move.
+oneDNN ships inside PyTorch and is reached through `torch.ops.mkldnn._linear_pointwise` (the op
+TorchInductor uses for CPU linears), which has no autograd formula, so `_OneDNNLinear` supplies one:
+dx = dy W and dW = dy^T x are the same op on transposed views. Arithmetic stays fp32 (oneDNN's fp32
+matmul, not a bf16/tf32 shortcut): results differ from MKL's only in summation order, ~1e-6 relative.
 
 Everything else (CUDA, autocast, other dtypes, a PyTorch without oneDNN, `ACTBERT_ONEDNN_LINEAR=0`) takes
 `torch.nn.functional.linear`. Parameter names and shapes are nn.Linear's, so checkpoints and the
