@@ -3,7 +3,6 @@ weights -> a checkpoint folder (config.json + model.safetensors + vocab.txt) eve
 from __future__ import annotations
 
 import argparse
-import sys
 
 DESCRIPTION = (
     "Convert another implementation's ActBERT weights into an actbert checkpoint folder. "
@@ -29,15 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actbert.interop.paddlevideo import PaddleConversionError, convert_checkpoint
-    from actbert.interop.safe_pickle import UnsafePickleError
-    from actbert.model.checkpoint import CheckpointError
+    from actbert.interop.paddlevideo import convert_checkpoint
 
-    try:
-        out, config, mapping = convert_checkpoint(args.weights, args.config, args.out, args.vocab)
-    except (PaddleConversionError, UnsafePickleError, CheckpointError, ValueError, OSError) as exc:
-        print(f"actbert convert: {exc}", file=sys.stderr)
-        return 2
+    # bad files raise ActbertError subclasses; cli.main reports them in one line (tracebacks with --debug)
+    out, config, mapping = convert_checkpoint(args.weights, args.config, args.out, args.vocab)
     n = len(mapping.pairs)
     print(f"converted {args.weights}: {n} tensors mapped, {len(mapping.dropped)} checked and dropped "
           f"({', '.join(sorted({why for why in mapping.dropped.values()}))})")

@@ -10,8 +10,6 @@ import numpy as np
 
 def run_paddlevideo_retrieval(args: argparse.Namespace) -> int:
     from actbert.interop import paddlevideo_msrvtt as P
-    from actbert.interop.safe_pickle import UnsafePickleError
-    from actbert.model.checkpoint import CheckpointError
     from actbert.tasks import scoring as S
     from actbert.tasks.results import write_results
     from actbert.utils import atomic_path
@@ -20,17 +18,13 @@ def run_paddlevideo_retrieval(args: argparse.Namespace) -> int:
     if missing:
         print(f"actbert evaluate retrieval: --format paddlevideo-lmdb needs {', '.join(missing)}", file=sys.stderr)
         return 2
-    try:
-        model = S.load_model(args.model, args.device)
-        tokenizer = S.load_tokenizer(args.model, args.tokenizer)
-        rows = P.read_paddle_csv(args.csv)
-        if args.limit:
-            rows = rows[:args.limit]
-        features = P.PaddleFeatureLMDB(args.features, model.config.region_feat_dim, model.config.action_feat_dim)
-        scores = P.score_matrix(model, tokenizer, rows, features, args.batch_size, not args.no_progress)
-    except (P.PaddleDataError, UnsafePickleError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"actbert evaluate retrieval: {exc}", file=sys.stderr)
-        return 2
+    model = S.load_model(args.model, args.device)
+    tokenizer = S.load_tokenizer(args.model, args.tokenizer)
+    rows = P.read_paddle_csv(args.csv)
+    if args.limit:
+        rows = rows[:args.limit]
+    features = P.PaddleFeatureLMDB(args.features, model.config.region_feat_dim, model.config.action_feat_dim)
+    scores = P.score_matrix(model, tokenizer, rows, features, args.batch_size, not args.no_progress)
     ranks = P.paddle_ranks(scores, rows)
     metrics = {**P.paddle_metrics(ranks), "n_captions": len(rows), "ranks": ranks.tolist()}
     out = Path(args.out)
