@@ -420,3 +420,22 @@ class _OneStore(dict):
     def __init__(self, feats):
         super().__init__({feats.video_id: feats})
         self.root = f"<video {feats.video_id}>"
+
+
+def pipeline_for_index(index, model: str | None = None, tokenizer: str | None = None,
+                  device: str | None = None, segmenter: str | None = None):
+    """The `Pipeline` for a `ClipIndex`: `model`, else the checkpoint folder the index records (search and serve)."""
+    import torch
+
+    model = model or index.info.get("model_source")
+    if not model or str(model).startswith("<"):
+        raise ValueError(f"index {index.path} does not record its model's folder: pass --model")
+    tok = None
+    if tokenizer:
+        from actbert.data.tokenizer import WordPieceTokenizer
+
+        tok = WordPieceTokenizer.from_pretrained(tokenizer)
+    if segmenter and not Path(segmenter).is_dir():  # found now, not at the first video page
+        raise FileNotFoundError(f"segmenter folder {segmenter} does not exist (from `actbert finetune segmentation`)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Pipeline(model, tokenizer=tok, device=device, segmenter=segmenter)

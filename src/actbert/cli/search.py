@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    from actbert.api import ClipIndex, Pipeline
+    from actbert.api import ClipIndex
+    from actbert.api.pipeline import pipeline_for_index
     from actbert.cli.options import resolve_device
     from actbert.api.index import IndexMismatchError
 
@@ -57,15 +58,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     try:
         index = ClipIndex(args.index)
-        model = args.model or index.info.get("model_source")
-        if not model or model.startswith("<"):
-            raise ValueError(f"index {args.index} does not record its model's folder: pass --model")
-        tokenizer = None
-        if args.tokenizer:
-            from actbert.data.tokenizer import WordPieceTokenizer
-
-            tokenizer = WordPieceTokenizer.from_pretrained(args.tokenizer)
-        pipe = Pipeline(model, tokenizer=tokenizer, device=device)
+        pipe = pipeline_for_index(index, args.model, args.tokenizer, device)
         hits = pipe.search(args.query, top_k=args.top_k, rerank=0 if args.no_rerank else args.rerank, index=index,
                            backend="faiss" if args.faiss else "exact")
     except (FileNotFoundError, IndexMismatchError, ValueError, KeyError, RuntimeError) as exc:

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
 from actbert.api.index import ClipIndex
+from actbert.api.pipeline import pipeline_for_index as load_pipeline  # noqa: F401 - serve's name for it
 from actbert.data.store_format import StoreError
 from actbert.serve.media import LRU, MediaNotFound, TranscriptFinder, VideoCatalog, thumbnail_jpeg
 
@@ -96,27 +97,6 @@ class ModelGate:
         with self._lock:
             states = [j["state"] for j in self._jobs.values()]
             return {"running": states.count("running"), "queued": states.count("queued"), "max_queue": self.max_queue}
-
-
-def load_pipeline(index: ClipIndex, model: str | None = None, tokenizer: str | None = None,
-                  device: str | None = None, segmenter: str | None = None):
-    """The `Pipeline` for `index`: `model`, else the checkpoint folder the index records (as `actbert search`)."""
-    import torch
-
-    from actbert.api import Pipeline
-
-    model = model or index.info.get("model_source")
-    if not model or str(model).startswith("<"):
-        raise ValueError(f"index {index.path} does not record its model's folder: pass --model")
-    tok = None
-    if tokenizer:
-        from actbert.data.tokenizer import WordPieceTokenizer
-
-        tok = WordPieceTokenizer.from_pretrained(tokenizer)
-    if segmenter and not Path(segmenter).is_dir():  # found now, not at the first video page
-        raise FileNotFoundError(f"segmenter folder {segmenter} does not exist (from `actbert finetune segmentation`)")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Pipeline(model, tokenizer=tok, device=device, segmenter=segmenter)
 
 
 def media_urls(vid: str, start: float | None = None, query: str | None = None) -> dict:
