@@ -27,7 +27,10 @@ def test_paddlevideo_preset_is_paddles_module_layout():
     assert not c.action_cls_token and not c.visual_position_type_embeddings and c.contrastive_dim == 0
     with torch.device("meta"):
         names = {n for n, _ in ActBERTForPretraining(c).named_parameters()}
-    assert not any("act_token" in n or "token_type" in n and "region" in n for n in names)
+    visual = [n for n in names if n.startswith(("actbert.region_embeddings.", "actbert.action_embeddings."))]
+    assert sorted(visual) == sorted(f"actbert.{s}_embeddings.{m}.{w}" for s in ("region", "action")
+                                    for m in (("feature", "location", "norm") if s == "region" else ("feature", "norm"))
+                                    for w in ("weight", "bias"))  # no [ACT], frame, position or type embeddings
     assert not any(n.startswith("contrastive_head") for n in names)
 
 
