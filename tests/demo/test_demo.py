@@ -31,6 +31,18 @@ def demo(tmp_path_factory):
     return out, result, time.perf_counter() - t0, json.loads(result.results_json.read_text())
 
 
+def test_the_spoken_experiment_reuses_the_demos_first_stages(demo):
+    """`actbert demo --spoken` starts from the demo's world, action net, detector and features: the same
+    stage keys, so on a finished demo they are all cache hits (a copy of the settings once drifted apart)."""
+    from actbert.demo import get_demo_config
+    from actbert.demo.steps import Stages, run_feature_stages
+
+    stages = Stages(demo[0], 0, progress=False)
+    run_feature_stages(stages, get_demo_config(quick=True))
+    assert [(r.name, r.cached) for r in stages.records] == [(n, True) for n in
+                                                             ("world", "vocab", "action_net", "detector", "extract")]
+
+
 def test_report_results_and_plots_exist(demo):
     out, result, *_ = demo
     assert result.report == out / "report.md" and result.report.is_file()
@@ -135,7 +147,7 @@ def test_cli_flags_have_help():
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
-    assert set(flags) == {"quick", "out", "seed", "seeds", "no_progress", "spoken", "force", "processes"}
+    assert set(flags) == {"quick", "out", "seed", "seeds", "no_progress", "spoken", "force", "processes", "variants"}
     assert all(a.help for a in flags.values())
     args = parser.parse_args([])
     assert args.out == "demo_out" and args.seed is None and args.seeds is None and not args.quick
@@ -146,6 +158,10 @@ def test_cli_flags_have_help():
         cli.run(parser.parse_args(["--seeds", "4-0"]))
     with pytest.raises(SystemExit, match="not --seeds"):
         cli.run(parser.parse_args(["--spoken", "--seeds", "0-1"]))
+    from actbert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown variant 'vilbert'"):  # one line through cli.main
+        cli.run(parser.parse_args(["--variants", "actbert,vilbert"]))
 
 
 def test_every_task_can_be_tried_on_what_the_demo_keeps(demo):

@@ -59,3 +59,53 @@ def test_summary_counts_seeds_and_spreads():
     assert s["ablations"]["zero_shot_qa: actbert - kv_add"]["better_seeds"] == [0, 1, 2]
     md = summary_markdown(s)
     assert "| zero_shot_qa | QA | 2 of 3 (0, 2) |" in md and "**All five targets met on 2 of 3 seeds**" in md
+
+
+def test_pooled_compare_is_one_bootstrap_over_all_worlds_items():
+    from actbert.demo.stats import pooled_compare
+    from actbert.metrics.bootstrap import paired_bootstrap
+
+    w0 = _res([1] * 6 + [0] * 4, [0] * 10, [0.0] * 10, [5.0] * 10)
+    w1 = _res([1] * 2 + [0] * 8, [1] * 3 + [0] * 7, [0.0] * 10, [5.0] * 10)
+    pooled = pooled_compare({0: w0, 1: w1}, "zero_shot_qa")
+    naive = paired_bootstrap([100.0] * 6 + [0.0] * 4 + [100.0] * 2 + [0.0] * 8, [0.0] * 10 + [100.0] * 3 + [0.0] * 7)
+    assert pooled["diff"] == pytest.approx(25.0) and pooled["n_items"] == 20 and pooled["worlds"] == 2
+    assert (pooled["low"], pooled["high"]) == (round(naive["low"], 4), round(naive["high"], 4))
+    # a world that did not run the comparison: no pooled interval rather than one over fewer worlds
+    assert pooled_compare({0: w0, 1: w1}, "zero_shot_qa", baseline="kv_add") is None
+
+
+def test_pooled_localization_keeps_each_worlds_tasks_apart():
+    from actbert.demo.stats import pooled_compare
+
+    def world(hits):  # one CrossTask task "t" per world, two videos of 2 steps each
+        rows = [{"task": "t", "video": f"v{i}", "hits": h, "baseline_hits": 0, "steps": 2} for i, h in enumerate(hits)]
+        return {"zero_shot": {m: {"localization": {"per_video": rows if m == "actbert" else
+                                                   [{**r, "hits": 0} for r in rows]}}
+                              for m in ("actbert", "no_pretrain")}}
+    # world 0: 4 of 4 steps hit; world 1: 0 of 4. Averaged over the two (world, task) groups: 50 %
+    c = pooled_compare({0: world([2, 2]), 1: world([0, 0])}, "zero_shot_localization")
+    assert c["a"] == pytest.approx(50.0) and c["b"] == 0.0 and c["n_items"] == 4
+
+
+def test_summary_pools_items_when_stage_results_are_given():
+    def one(diff):
+        return {"preset": "full", "total_seconds": 1.0, "stages": {"action_net": {"held_out_accuracy": 0.3}},
+                "targets": [], "paired": {"zero_shot_qa": {"items": "questions", "diff": diff, "supported": True}},
+                "ablations": {}}
+    w = _res([1] * 10, [0] * 10, [0.0] * 10, [0.0] * 10)
+    s = summarize({0: one(100.0), 1: one(100.0)}, {0: w, 1: w})
+    p = s["paired"]["zero_shot_qa"]["pooled"]
+    assert p["diff"] == 100.0 and p["n_items"] == 20 and p["supported"]
+    assert "+100.0 [+100.0, +100.0] over 20 questions (above 0)" in summary_markdown(s)
+
+
+def test_parse_variants():
+    from actbert.demo.config import parse_variants
+    from actbert.errors import ConfigError
+
+    assert parse_variants("actbert, coattention") == ("actbert", "coattention")
+    for bad, why in (("actbert,vilbert", "unknown variant 'vilbert'"), ("actbert,kv_add,kv_add", "twice"),
+                     ("kv_add", "must include actbert")):
+        with pytest.raises(ConfigError, match=why):
+            parse_variants(bad)

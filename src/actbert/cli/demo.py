@@ -11,6 +11,7 @@ DESCRIPTION = ("Generate a world of narrated cooking videos, mine verbs, train t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from actbert.cli.options import add_no_progress, add_out
+    from actbert.demo.config import VARIANTS, DemoConfig
 
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke test: a 16-video world and tiny budgets (about 2 minutes); numbers not meaningful")
@@ -25,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "transcribe it offline (pocketsphinx, general and domain model), score WER / content-word "
                              "recall, and pre-train on written vs recognised narration (DIR/spoken/results.json; "
                              "docs/transcribe.md). Shares the demo's first stages and cache")
+    parser.add_argument("--variants", default=None, metavar="LIST",
+                        help="pre-training variants to compare, comma-separated, from " + ", ".join(VARIANTS) +
+                             " (default " + ",".join(DemoConfig.variants) + "; must include actbert). Adding one to a "
+                             "finished demo runs only the new variant's stages (e.g. "
+                             "--variants actbert,kv_add,coattention,no_action,no_region)")
     parser.add_argument("--force", action="store_true", help="redo every stage even when its cached result is valid")
     parser.add_argument("--processes", type=int, default=None,
                         help="independent stages (pre-training variants, fine-tunings) run this many at a time, "
@@ -36,11 +42,14 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from actbert.demo import get_demo_config, run_demo, run_demos
+    from actbert.demo.config import parse_variants
     from actbert.demo.summary import parse_seeds
 
     overrides = {} if args.processes is None else {"processes": args.processes}
     if args.processes is not None and args.processes < 1:
         raise SystemExit(f"--processes must be >= 1, got {args.processes}")
+    if args.variants is not None:
+        overrides["variants"] = parse_variants(args.variants)
     config = get_demo_config(args.quick, **overrides)
     if args.seeds is not None and args.seed is not None:
         raise SystemExit("give --seed (one world) or --seeds (several), not both")

@@ -77,5 +77,6 @@ def run_demos(out_dir: str | Path, seeds: list[int], quick: bool = False, progre
         if progress:
             print(f"[demo] === world of seed {s} ({seeds.index(s) + 1} of {len(seeds)}) ===", flush=True)
         runs[s] = run_demo(seed_dir(out_dir, s), quick=quick, seed=s, progress=progress, force=force, config=config)
-    md, js, data = write_summary(Path(out_dir), {s: json.loads(r.results_json.read_text()) for s, r in runs.items()})
+    md, js, data = write_summary(Path(out_dir), {s: json.loads(r.results_json.read_text()) for s, r in runs.items()},
+                                 {s: r.results for s, r in runs.items()})
     return MultiDemoResult(Path(out_dir), md, js, runs, data)

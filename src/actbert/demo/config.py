@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from actbert.errors import ConfigError
+
 # Pre-training variants: name -> ActBERTConfig overrides. "actbert" is the full model (the paper's Figure 3);
 # the others are ablations, each pre-trained with exactly the same budget and data.
 VARIANTS: dict[str, dict] = {
@@ -111,6 +113,20 @@ PRESETS: dict[str, DemoConfig] = {
         keyframe_every_s=2.0, pretrain_steps=20, pretrain_batch=16, pretrain_warmup=3,
         ft_retrieval_steps=10, ft_caption_steps=10, ft_segment_steps=10, masked_eval_batches=2),
 }
+
+
+def parse_variants(spec: str) -> tuple[str, ...]:
+    """'actbert,kv_add,coattention' -> ("actbert", "kv_add", "coattention"); unknown, repeated or missing
+    `actbert` are errors (the report compares every variant with `actbert`)."""
+    names = tuple(v.strip() for v in spec.split(",") if v.strip())
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"--variants: unknown variant {unknown[0]!r} (choose from {', '.join(VARIANTS)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--variants {spec!r} names a variant twice")
+    if "actbert" not in names:
+        raise ConfigError("--variants must include actbert: every other variant is compared with it")
+    return names
 
 
 def get_demo_config(quick: bool = False, **overrides) -> DemoConfig:

@@ -10,7 +10,8 @@ stages and cache as `actbert demo`), this
 3. pre-trains the full model (same budget) on the TRAIN videos' narration as written (the lines actually
    spoken), as recognised (general model), as recognised with the domain model, and as recognised with the
    domain model after dropping words whose confidence is under `CONFIDENCE_FLOOR` (the robustness
-   technique), and evaluates each zero-shot on the TEST videos with the demo's evaluations.
+   technique), and evaluates each zero-shot on the TEST videos with the demo's evaluations;
+4. compares them on the same test items with 95 % bootstrap intervals (`paired_differences`).
 The action vocabulary, the action net and the features stay those of the written narration, so the runs
 differ only in the text pre-training reads; each run gets a word vocabulary of its own text.
 """
@@ -22,8 +23,8 @@ import time
 from pathlib import Path
 
 from actbert.demo.config import DemoConfig
-from actbert.demo.steps import Stages, extract, fresh_dir, make_world, mine_vocab, pretrain_variant, train_action, \
-    train_regions, write_word_vocab
+from actbert.demo.steps import Stages, fresh_dir, pretrain_settings, pretrain_variant, run_feature_stages, \
+    write_word_vocab
 from actbert.utils import atomic_write_json
 
 CONFIDENCE_FLOOR = 0.5
@@ -107,25 +108,14 @@ def run_spoken(stages: Stages, cfg: DemoConfig) -> dict:
 
     out, seed, prog = stages.out, stages.seed, stages.progress
     res: dict = {}
-    # the demo's own first stages, with the demo's settings: a demo run in the same folder is reused
-    stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [],
-               lambda: make_world(out, cfg, seed, prog))
-    stages.run("vocab", {"top_k": cfg.vocab_top_k, "min": cfg.vocab_min_count, "writes": "tokenizer"}, ["world"],
-               lambda: mine_vocab(out, cfg))
-    act = {k: getattr(cfg, k) for k in ("action_epochs", "action_batch", "action_lr", "action_resize", "action_crop")}
-    stages.run("action_net", act, ["vocab"], lambda: train_action(out, cfg, seed, prog))
-    det = {k: getattr(cfg, k) for k in ("detector_epochs", "detector_batch", "detector_optimizer",
-                                        "detector_max_seconds", "detector_top_k")}
-    stages.run("detector", det, ["world"], lambda: train_regions(out, cfg, seed, prog))
-    stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
-               lambda: extract(out, cfg, prog))
+    # the demo's own first stages, with the demo's cache keys: a demo run in the same folder is reused
+    run_feature_stages(stages, cfg)
     res["speak"] = stages.run("spoken_speak", {}, ["world"], lambda: _speak(out, prog))
     res["asr"] = {w: stages.run(f"spoken_asr_{w}", {"recognizer": w}, ["spoken_speak"],
                                 lambda w=w: _transcribe(out, w, prog)) for w in RECOGNIZERS}
     res["texts"] = stages.run("spoken_texts", {"floor": CONFIDENCE_FLOOR},
                               [f"spoken_asr_{w}" for w in RECOGNIZERS], lambda: _narrations(out))
-    pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
-                                        "pretrain_contrastive", "pretrain_match")}
+    pre = pretrain_settings(cfg)
     jobs = [(f"pretrain_spoken_{t}", {**pre, "overrides": VARIANTS["actbert"], "text": t}, ["extract", "spoken_texts"],
              functools.partial(pretrain_variant, out, cfg, "actbert", seed, run_name=f"spoken_{t}",
                                narration=out / "spoken" / f"text_{t}" / "narration_train.json",
@@ -135,9 +125,34 @@ def run_spoken(stages: Stages, cfg: DemoConfig) -> dict:
                                                                 "retrieval": [ZERO_SHOT_MODE, ZERO_SHOT_K]},
                                       [f"pretrain_spoken_{t}"], lambda t=t: zero_shot(out, cfg, f"spoken_{t}", seed))
                         for t in TEXTS}
+    res["paired"] = paired_differences(res)
     res["table"] = summary_rows(res)
     atomic_write_json(out / "spoken" / "results.json", res)
     return res
+
+
+# (model, baseline): the ASR noise gap of each recogniser, and what the robustness technique changes
+COMPARISONS = (("written", "asr_general"), ("written", "asr_catalog"), ("asr_catalog_conf", "asr_catalog"),
+               ("written", "asr_catalog_conf"))
+
+
+def paired_differences(res: dict) -> dict:
+    """Per zero-shot task and comparison, model minus baseline on the same test items with its 95 % bootstrap
+    interval (`demo.stats.compare`), and per task the share of the written-vs-`asr_catalog` gap that dropping
+    low-confidence words closes (None when there is no gap to close)."""
+    from actbert.demo.stats import ZERO_SHOT_TASKS, compare
+
+    out: dict = {"differences": {}, "gap_closed": {}}
+    for task in ZERO_SHOT_TASKS:
+        for model, baseline in COMPARISONS:
+            c = compare(res, task, baseline=baseline, model=model)
+            if c is not None:
+                out["differences"][f"{task}: {model} - {baseline}"] = c
+        gap = out["differences"].get(f"{task}: written - asr_catalog")
+        fix = out["differences"].get(f"{task}: asr_catalog_conf - asr_catalog")
+        if gap and fix:
+            out["gap_closed"][task] = round(fix["diff"] / gap["diff"], 3) if gap["diff"] > 0 else None
+    return out
 
 
 def summary_rows(res: dict) -> list[str]:
@@ -148,6 +163,13 @@ def summary_rows(res: dict) -> list[str]:
         z = res["zero_shot"][t]
         rows.append(f"| {t} | {res['texts'][t]['words']} | {z['retrieval']['t2v']['R1']:.1f} | {z['qa']['accuracy']:.1f} "
                     f"| {z['localization']['avg_recall']:.1f} | {z['masked_action']['action_acc']:.1f} |")
+    paired = res.get("paired")
+    if paired:
+        rows += ["", "| zero-shot task: model - baseline | difference | 95 % interval | supported |", "|---|---|---|---|"]
+        rows += [f"| {k} | {c['diff']:+.1f} | [{c['low']:+.1f}, {c['high']:+.1f}] | {'yes' if c['supported'] else 'no'} |"
+                 for k, c in paired["differences"].items()]
+        closed = [f"{t} {'no gap' if f is None else format(100 * f, '.0f') + ' %'}" for t, f in paired["gap_closed"].items()]
+        rows.append("\nShare of the written - asr_catalog gap closed by dropping low-confidence words: " + "; ".join(closed))
     for w in RECOGNIZERS:
         a = res["asr"][w]
         rows.append(f"\nASR {w}: WER {a['all']['wer']:.1f} %, content-word recall {a['all']['content_recall']:.1f} % "

@@ -99,6 +99,32 @@ def compare(res: dict, task: str, baseline: str = SCRATCH, model: str = MAIN, se
     return _rounded({**r, "items": ITEM_NAMES[task], "baseline": baseline, "supported": r["low"] > 0})
 
 
+def pooled_compare(res_by_seed: dict, task: str, baseline: str = SCRATCH, model: str = MAIN, seed: int = 0) -> dict | None:
+    """`compare` over the test items of several worlds at once (`res_by_seed[s]` = one demo's stage results).
+
+    The items of all worlds are pooled into one paired bootstrap: a group-averaged metric (localization) keeps
+    its groups apart per world ("<seed>:<task>"), ratio metrics sum over all worlds' videos. The worlds are
+    treated as fixed, so this interval says what the pooled test items support, not how a new world would
+    come out (the spread over seeds says that). None when some world did not run the comparison.
+    """
+    nums, bases, dens, groups, grouped = [], [], [], [], False
+    for s in sorted(res_by_seed):
+        a = task_items(res_by_seed[s], task, model)
+        b = None if a is None or baseline == "chance" else task_items(res_by_seed[s], task, baseline)
+        if a is None or (baseline != "chance" and b is None):
+            return None
+        n = len(a["num"])
+        nums.append(a["num"])
+        bases.append(a["chance_num"] if baseline == "chance" else b["num"])
+        dens.append(np.ones(n) if a["den"] is None else np.asarray(a["den"], dtype=np.float64))
+        grouped |= a["groups"] is not None
+        groups += [f"{s}:{g}" for g in a["groups"]] if a["groups"] is not None else [str(s)] * n
+    r = paired_bootstrap(np.concatenate(nums), np.concatenate(bases), den=np.concatenate(dens),
+                         groups=groups if grouped else None, seed=seed)
+    return _rounded({**r, "items": ITEM_NAMES[task], "baseline": baseline, "supported": r["low"] > 0,
+                     "worlds": len(res_by_seed)})
+
+
 def paired_table(res: dict, tasks: list[str]) -> dict:
     """Pre-trained minus no pre-training, per task (issue 13's paired statistics)."""
     return {t: c for t in tasks if (c := compare(res, t)) is not None}

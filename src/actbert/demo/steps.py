@@ -313,8 +313,9 @@ def load_variant(out: Path, variant: str):
     return model, WordPieceTokenizer.from_pretrained(d)
 
 
-def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -> dict[str, Any]:
-    """Every stage in order; `evaluate_fn(stages, cfg, run)` adds the evaluation stages. Returns results."""
+def run_feature_stages(stages: Stages, cfg: DemoConfig) -> dict[str, Any]:
+    """The stages every experiment on a world starts with (world, verb vocabulary, action net, detector,
+    features), with one set of cache keys: `actbert demo` and `actbert demo --spoken` share them."""
     out, seed, prog = stages.out, stages.seed, stages.progress
     res: dict[str, Any] = {}
     res["world"] = stages.run("world", {"preset": cfg.world_preset, "videos": cfg.world_videos}, [],
@@ -328,8 +329,20 @@ def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -
     res["detector"] = stages.run("detector", det, ["world"], lambda: train_regions(out, cfg, seed, prog))
     res["extract"] = stages.run("extract", {"keyframe_every_s": cfg.keyframe_every_s}, ["action_net", "detector"],
                                 lambda: extract(out, cfg, prog))
-    pre = {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
-                                        "pretrain_contrastive", "pretrain_match", "pretrain_eval_points")}
+    return res
+
+
+def pretrain_settings(cfg: DemoConfig) -> dict[str, Any]:
+    """The budget fields of one pre-training run (part of its stage key)."""
+    return {k: getattr(cfg, k) for k in ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_warmup",
+                                         "pretrain_contrastive", "pretrain_match", "pretrain_eval_points")}
+
+
+def run_all(stages: Stages, cfg: DemoConfig, evaluate_fn: Callable[..., dict]) -> dict[str, Any]:
+    """Every stage in order; `evaluate_fn(stages, cfg, run)` adds the evaluation stages. Returns results."""
+    out, seed = stages.out, stages.seed
+    res = run_feature_stages(stages, cfg)
+    pre = pretrain_settings(cfg)
     jobs = [(f"pretrain_{v}", {**pre, "overrides": VARIANTS[v]}, ["extract", "vocab"],
              functools.partial(pretrain_variant, out, cfg, v, seed)) for v in cfg.variants]
     res["pretrain"] = dict(zip(cfg.variants, stages.run_parallel(jobs, cfg.processes, cfg.threads_per_process)))

@@ -41,8 +41,12 @@ def _spread(values: list[float]) -> dict:
             "min": float(v.min()), "max": float(v.max())}
 
 
-def summarize(results: dict[int, dict]) -> dict:
-    """`results[seed]` = a demo's results.json -> per-task counts and spreads over the seeds."""
+def summarize(results: dict[int, dict], stage_results: dict[int, dict] | None = None) -> dict:
+    """`results[seed]` = a demo's results.json -> per-task counts and spreads over the seeds. With
+    `stage_results[seed]` (a demo's per-item stage results, `DemoResult.results`) each difference also gets
+    one interval over the pooled test items of all worlds (`stats.pooled_compare`)."""
+    from actbert.demo.stats import pooled_compare
+
     seeds = sorted(results)
     targets: dict = {}
     for s in seeds:
@@ -57,8 +61,10 @@ def summarize(results: dict[int, dict]) -> dict:
             row["diffs"].append(c["diff"])
             if c["supported"]:
                 row["supported_seeds"].append(s)
-    for row in paired.values():
+    for task, row in paired.items():
         row.update(_spread(row["diffs"]))
+        if stage_results:
+            row["pooled"] = pooled_compare(stage_results, task)
     ablations: dict = {}
     for s in seeds:
         for key, c in results[s].get("ablations", {}).items():
@@ -68,8 +74,12 @@ def summarize(results: dict[int, dict]) -> dict:
                 row["better_seeds"].append(s)
             if c["high"] < 0:
                 row["worse_seeds"].append(s)
-    for row in ablations.values():
+    for key, row in ablations.items():
         row.update(_spread(row["diffs"]))
+        if stage_results:
+            task, pair = key.split(": ", 1)
+            model, baseline = pair.split(" - ", 1)
+            row["pooled"] = pooled_compare(stage_results, task, baseline=baseline, model=model)
     all_met = [s for s in seeds if all(t["met"] for t in results[s]["targets"])]
     return {"format": "actbert-demo-summary/1", "seeds": seeds, "preset": results[seeds[0]]["preset"],
             "targets": targets, "all_targets_met_seeds": all_met, "paired": paired, "ablations": ablations,
@@ -91,17 +101,20 @@ def summary_markdown(summary: dict) -> str:
           "## Pre-trained minus no pre-training, over seeds", "",
           "Difference of the task's headline metric (points; CIDEr for captioning) on each world's test items; "
           "mean and standard deviation over seeds, range, and the seeds whose own 95 % interval lies above zero.", "",
-          "| task | items | mean difference | std over seeds | range | seeds with interval > 0 |", "|---|---|---|---|---|---|"]
+          "The last column pools the test items of all worlds into one paired bootstrap (the worlds taken as "
+          "fixed): what all the items together support.", "",
+          "| task | items | mean difference | std over seeds | range | seeds with interval > 0 | pooled items, 95 % interval |",
+          "|---|---|---|---|---|---|---|"]
     for task, row in summary["paired"].items():
         L.append(f"| {task} | {row['items']} | {row['mean']:+.1f} | {row['std']:.1f} | [{row['min']:+.1f}, {row['max']:+.1f}] | "
-                 f"{len(row['supported_seeds'])} of {n} |")
+                 f"{len(row['supported_seeds'])} of {n} | {_pooled(row)} |")
     if summary["ablations"]:
         L += ["", "## Ablations: `actbert` minus each variant (zero-shot tasks), over seeds", "",
-              "| comparison | mean difference | std over seeds | range | seeds better (interval > 0) | seeds worse (interval < 0) |",
-              "|---|---|---|---|---|---|"]
+              "| comparison | mean difference | std over seeds | range | seeds better (interval > 0) | seeds worse (interval < 0) "
+              "| pooled items, 95 % interval |", "|---|---|---|---|---|---|---|"]
         for key, row in summary["ablations"].items():
             L.append(f"| {key} | {row['mean']:+.1f} | {row['std']:.1f} | [{row['min']:+.1f}, {row['max']:+.1f}] | "
-                     f"{len(row['better_seeds'])} of {n} | {len(row['worse_seeds'])} of {n} |")
+                     f"{len(row['better_seeds'])} of {n} | {len(row['worse_seeds'])} of {n} | {_pooled(row)} |")
     acc = summary["action_net_held_out"]
     L += ["", "Action network held-out clip accuracy (held-out train videos): " +
           ", ".join(f"seed {s} {100 * a:.1f} %" for s, a in acc.items()) + ".",
@@ -110,8 +123,17 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(L)
 
 
-def write_summary(out: Path, results: dict[int, dict]) -> tuple[Path, Path, dict]:
-    summary = summarize(results)
+def _pooled(row: dict) -> str:
+    c = row.get("pooled")
+    if not c:
+        return "–"
+    verdict = "above 0" if c["low"] > 0 else "below 0" if c["high"] < 0 else "spans 0"
+    return f"{c['diff']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}] over {c['n_items']} {c['items']} ({verdict})"
+
+
+def write_summary(out: Path, results: dict[int, dict], stage_results: dict[int, dict] | None = None
+                  ) -> tuple[Path, Path, dict]:
+    summary = summarize(results, stage_results)
     js = atomic_write_json(Path(out) / "summary.json", summary)
     md = atomic_write_text(Path(out) / "summary.md", summary_markdown(summary))
     return Path(md), Path(js), summary

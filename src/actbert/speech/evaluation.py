@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -61,7 +62,7 @@ def score_transcripts(reference: dict, hypothesis: dict, tolerance: float = 1.0,
         hyps.append(normalize(" ".join(hyp["text"])))
         hyp_lemmas = _timed_lemmas(hyp, nlp)
         for i, doc in enumerate(nlp.pipe(ref["text"])):
-            times = _word_times(ref, i, len(doc))
+            times = _word_times(ref, i, doc)
             for tok, t in zip(doc, times):
                 if tok.pos_ in CONTENT_POS:
                     counts[tok.pos_][1] += 1
@@ -78,19 +79,24 @@ def score_transcripts(reference: dict, hypothesis: dict, tolerance: float = 1.0,
                     verb_recall=pct(*counts["VERB"]), noun_recall=pct(*counts["NOUN"]), missing_videos=missing)
 
 
-def _word_times(rec: dict, i: int, n_tokens: int) -> list[float]:
-    """A time for each spaCy token of reference line i: eSpeak's word times where they line up, else the
-    line's tokens spread evenly over its span."""
+def _word_times(rec: dict, i: int, doc) -> list[float]:
+    """A time for each spaCy token of line i: the start of the timed word (eSpeak's, the recogniser's) the
+    token lies in, found by character offset, so a word spaCy splits ("i'm" -> "i", "'m") keeps its time;
+    the line's tokens spread evenly over its span when the line has no word times or they do not match its
+    whitespace words."""
     start, end = float(rec["start"][i]), float(rec["end"][i])
     words = (rec.get("words") or [None] * len(rec["text"]))[i]
-    if words and len(words) == n_tokens:
-        return [float(w[1]) for w in words]
-    return [start + (end - start) * (k + 0.5) / max(1, n_tokens) for k in range(n_tokens)]
+    text = rec["text"][i]
+    spans = [m.start() for m in re.finditer(r"\S+", text)]
+    if words and len(words) == len(spans):
+        return [float(words[bisect.bisect_right(spans, tok.idx) - 1 if tok.idx >= spans[0] else 0][1]) for tok in doc]
+    n = len(doc)
+    return [start + (end - start) * (k + 0.5) / max(1, n) for k in range(n)]
 
 
 def _timed_lemmas(hyp: dict, nlp) -> list[tuple[str, float]]:
     out = []
     for i, doc in enumerate(nlp.pipe(hyp["text"])):
-        for tok, t in zip(doc, _word_times(hyp, i, len(doc))):
+        for tok, t in zip(doc, _word_times(hyp, i, doc)):
             out.append((tok.lemma_.lower(), t))
     return out
