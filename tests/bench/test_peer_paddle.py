@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from actbert.bench.peer_paddle import WORKER, main, peer_inputs, shape_mismatches, venv_python
+from actbert.bench.peer_paddle import WORKER, PeerSetupError, main, peer_inputs, shape_mismatches, venv_python
 from actbert.bench.train_step import masked_batch
 from actbert.interop.paddlevideo import config_from_yaml
 from actbert.interop.safe_pickle import load_numpy_pickle
@@ -49,9 +49,23 @@ def test_shape_check_accepts_the_same_model_and_names_a_different_one(shared_dat
 
 
 def test_missing_peer_venv_is_one_line_naming_it(tmp_path, capsys):
-    assert main(["--venv", str(tmp_path / "nowhere")]) == 2
+    from actbert.cli.main import main as cli
+
+    assert cli(["bench", "peer-paddle", "--venv", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nowhere" in err and "--setup" in err
+    with pytest.raises(PeerSetupError, match="nowhere"):  # the module itself raises; the CLI reports
+        main(["--venv", str(tmp_path / "nowhere")])
+
+
+def test_ab_environment_assignments_are_checked():
+    from actbert.bench.train_step_ab import _env
+    from actbert.errors import ConfigError
+
+    env = _env(["ACTBERT_ONEDNN_LINEAR=0", "X=a=b"], 1)
+    assert env["ACTBERT_ONEDNN_LINEAR"] == "0" and env["X"] == "a=b" and env["OMP_NUM_THREADS"] == "1"
+    with pytest.raises(ConfigError, match="not KEY=VALUE"):
+        _env(["NOEQUALS"], 1)
 
 
 def test_peer_worker_trains_paddlevideos_model_when_the_peer_venv_exists(shared_data, tmp_path):

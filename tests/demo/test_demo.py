@@ -31,14 +31,23 @@ def demo(tmp_path_factory):
     return out, result, time.perf_counter() - t0, json.loads(result.results_json.read_text())
 
 
-def test_the_spoken_experiment_reuses_the_demos_first_stages(demo):
+def test_the_spoken_experiment_reuses_the_demos_first_stages(demo, monkeypatch):
     """`actbert demo --spoken` starts from the demo's world, action net, detector and features: the same
-    stage keys, so on a finished demo they are all cache hits (a copy of the settings once drifted apart)."""
-    from actbert.demo import get_demo_config
-    from actbert.demo.steps import Stages, run_feature_stages
+    stage keys, so on a finished demo they are all cache hits (a copy of the settings once drifted apart
+    and crashed the spoken run before its first own stage). Stopped where speaking would begin."""
+    from actbert.demo import get_demo_config, spoken
+    from actbert.demo.steps import Stages
 
+    class Stop(Exception):
+        pass
+
+    def stop(*_args):
+        raise Stop
+
+    monkeypatch.setattr(spoken, "_speak", stop)
     stages = Stages(demo[0], 0, progress=False)
-    run_feature_stages(stages, get_demo_config(quick=True))
+    with pytest.raises(Stop):
+        spoken.run_spoken(stages, get_demo_config(quick=True))
     assert [(r.name, r.cached) for r in stages.records] == [(n, True) for n in
                                                              ("world", "vocab", "action_net", "detector", "extract")]
 

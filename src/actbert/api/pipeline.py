@@ -422,8 +422,8 @@ class _OneStore(dict):
         self.root = f"<video {feats.video_id}>"
 
 
-def pipeline_for_index(index, model: str | None = None, tokenizer: str | None = None,
-                  device: str | None = None, segmenter: str | None = None):
+def pipeline_for_index(index, model: str | None = None, tokenizer: str | None = None, device: str | None = None,
+                       segmenter: str | None = None):
     """The `Pipeline` for a `ClipIndex`: `model`, else the checkpoint folder the index records (search and serve)."""
     import torch
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from actbert.errors import ActbertError
+
 
 def feature_difference(store_a, store_b) -> dict:
     """Relative L2 difference of the action (and region) features, video by video."""
@@ -52,7 +54,7 @@ def run(demo: Path, variant: str, workdir: Path) -> dict:
     summary = extract_features(paths, workdir / "store-bf16", net, regions, progress=False, action_batch=32,
                                region_batch=16, spec=spec, bf16=True)
     if summary.failed:
-        raise SystemExit(f"error: extraction failed for {summary.failed[:3]}")
+        raise ActbertError(f"bf16 extraction failed for {len(summary.failed)} videos, first: {summary.failed[:3]}")
     stores = {"float32": FeatureStore(demo / "store"), "bf16": FeatureStore(workdir / "store-bf16")}
     model, tok = load_variant(demo, variant)
     clips = load_clips("youcook2", world.path("youcook2_val"))

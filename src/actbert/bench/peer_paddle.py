@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from actbert.errors import ActbertError
+
 PEER_VENV = ".venv-paddle"
 # The peer's environment, pinned. ppvideo is installed without its dependencies (opencv, decord, av ...):
 # the worker imports only the ActBERT backbone, loss and weight-init modules, which need paddle, numpy, scipy.
@@ -35,8 +37,23 @@ PEER_NO_DEPS = ["ppvideo==2.3.1"]
 WORKER = Path(__file__).with_name("paddle_peer_worker.py")
 
 
-class PeerSetupError(RuntimeError):
-    pass
+class PeerSetupError(ActbertError):
+    """The peer cannot run (no venv, a worker died, another model): `actbert bench` reports it in one line."""
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """This process's environment with every thread-pool size set to `threads` (both sides, every worker)."""
+    return {**os.environ, **{k: str(threads) for k in THREAD_VARIABLES}}
+
+
+def ours_command(preset: str, batch: int, precision: str, threads: int, warmup: int, in_backward: bool) -> list[str]:
+    """The command of a worker timing our step (`serve_ours`); peer-paddle and train-step-ab start it."""
+    return [sys.executable, "-m", "actbert.bench.peer_paddle", "--serve-ours", "--preset", preset, "--batch", str(batch),
+            "--precision", precision, "--threads", str(threads), "--warmup", str(warmup),
+            *(["--optimizer-in-backward"] if in_backward else [])]
 
 
 def venv_python(venv: Path) -> Path:
@@ -174,7 +191,7 @@ def compare(args: argparse.Namespace) -> dict:
     if args.setup:
         setup_venv(venv)
     check_venv(venv)
-    env = {**os.environ, **{k: str(args.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    env = thread_env(args.threads)
     workdir = Path(tempfile.mkdtemp(prefix="actbert-peer-"))
     # the peer gets exactly our masked batch (same masks, lengths and targets)
     config = get_preset(args.preset)
@@ -184,9 +201,7 @@ def compare(args: argparse.Namespace) -> dict:
         raise PeerSetupError(f"preset {args.preset!r} has {differ}; the peer (PaddleVideo's defaults) needs {peer_sizes}: "
                              "use base or paddlevideo")
     np.savez(workdir / "batch.npz", **peer_inputs(masked_batch(config, args.batch)))
-    ours_cmd = [sys.executable, "-m", "actbert.bench.peer_paddle", "--serve-ours", "--preset", args.preset,
-                "--batch", str(args.batch), "--precision", args.precision, "--threads", str(args.threads),
-                "--warmup", str(args.warmup)] + (["--optimizer-in-backward"] if args.optimizer_in_backward else [])
+    ours_cmd = ours_command(args.preset, args.batch, args.precision, args.threads, args.warmup, args.optimizer_in_backward)
     peer_cmd = [str(venv_python(venv)), str(WORKER), "--batch-file", str(workdir / "batch.npz"), "--threads",
                 str(args.threads), "--warmup", str(args.warmup), "--a-target-size", str(config.num_action_classes)]
     load_before = os.getloadavg()
@@ -256,11 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve_ours:
         return serve_ours(args)
-    try:
-        result = compare(args)
-    except PeerSetupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = compare(args)  # a PeerSetupError is one line through `actbert bench` (cli.main)
     if args.json:
         print(json.dumps(result))
         return 0

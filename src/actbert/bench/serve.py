@@ -152,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from actbert.api import ClipIndex
+    from actbert.api.pipeline import pipeline_for_index
     from actbert.serve import SearchService, ServeOptions
-    from actbert.serve.service import load_pipeline
 
     results: dict = {"threads": torch.get_num_threads()}
-    pipe = load_pipeline(ClipIndex(args.index), args.model) if args.index else None
+    pipe = pipeline_for_index(ClipIndex(args.index), args.model) if args.index else None
     runs = []
     if args.index:
         runs.append(("index", Path(args.index), args.rerank))

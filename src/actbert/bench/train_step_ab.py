@@ -15,31 +15,31 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from actbert.bench.peer_paddle import Worker
+from actbert.bench.peer_paddle import Worker, ours_command, thread_env
+from actbert.errors import ConfigError
 
 
 def _env(assignments: list[str], threads: int) -> dict[str, str]:
-    env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    env = thread_env(threads)
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: {item!r} is not KEY=VALUE")
+            raise ConfigError(f"--a-env/--b-env: {item!r} is not KEY=VALUE")
         env[key] = value
     return env
 
 
 def compare(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="actbert-ab-"))
-    command = [sys.executable, "-m", "actbert.bench.peer_paddle", "--serve-ours", "--preset", args.preset, "--batch",
-               str(args.batch), "--precision", args.precision, "--threads", str(args.threads), "--warmup", str(args.warmup)]
-    in_backward = ["--optimizer-in-backward"]
+    def command(in_backward: bool) -> list[str]:
+        return ours_command(args.preset, args.batch, args.precision, args.threads, args.warmup, in_backward)
+
     load_before = os.getloadavg()
-    a = Worker("A", command + (in_backward if args.a_in_backward else []), _env(args.a_env, args.threads), workdir / "a.log")
-    b = Worker("B", command + (in_backward if args.b_in_backward else []), _env(args.b_env, args.threads), workdir / "b.log")
+    a = Worker("A", command(args.a_in_backward), _env(args.a_env, args.threads), workdir / "a.log")
+    b = Worker("B", command(args.b_in_backward), _env(args.b_env, args.threads), workdir / "b.log")
     rounds = []
     try:
         for r in range(args.rounds):

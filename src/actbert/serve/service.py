@@ -18,11 +18,11 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
 from actbert.api.index import ClipIndex
-from actbert.api.pipeline import pipeline_for_index as load_pipeline  # noqa: F401 - serve's name for it
+from actbert.api.pipeline import pipeline_for_index
 from actbert.data.store_format import StoreError
 from actbert.serve.media import LRU, MediaNotFound, TranscriptFinder, VideoCatalog, thumbnail_jpeg
 
-__all__ = ["Busy", "IndexProblem", "ServeOptions", "SearchService", "ModelGate", "load_pipeline"]
+__all__ = ["Busy", "IndexProblem", "ServeOptions", "SearchService", "ModelGate"]
 log = logging.getLogger(__name__)
 
 
@@ -115,7 +115,7 @@ class SearchService:
                  options: ServeOptions | None = None, **pipeline_kwargs: Any):
         self.options = options or ServeOptions()
         idx = ClipIndex(index)
-        self.pipe = pipeline if pipeline is not None else load_pipeline(idx, **pipeline_kwargs)
+        self.pipe = pipeline if pipeline is not None else pipeline_for_index(idx, **pipeline_kwargs)
         self.index = self.pipe.open_index(idx.path)  # refuses an index of another model (IndexMismatchError)
         self.catalog = VideoCatalog(self.index)
         self.transcripts = TranscriptFinder(self.catalog, Path(transcripts) if transcripts else None)
